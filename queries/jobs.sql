@@ -1,0 +1,56 @@
+-- Producer-side statements on pgq.jobs. Every name is schema-qualified with
+-- pgq.; internal/schema moves it to the configured schema at run time.
+
+-- name: InsertJob :one
+-- One job; the statement trigger sends the queue's wake-up at commit.
+INSERT INTO pgq.jobs (
+    task, queue, state, priority, args, meta, max_retries,
+    retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
+    run_at, expires_at
+) VALUES (
+    @task, @queue, @state, @priority, @args, @meta, @max_retries,
+    sqlc.narg(retry_delay_ms), sqlc.narg(time_limit_ms), sqlc.narg(soft_time_limit_ms), @ignore_result,
+    coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
+    coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8))
+)
+RETURNING id, state, run_at;
+
+-- name: InsertUniqueJob :one
+-- One job with a unique key. If a job that has not finished holds the key,
+-- nothing is inserted and that job is returned with duplicate = true. When
+-- no row comes back, the holder finished in between: the caller tries again.
+WITH inserted AS (
+    INSERT INTO pgq.jobs (
+        task, queue, state, priority, args, meta, max_retries,
+        retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
+        run_at, expires_at, unique_key
+    ) VALUES (
+        @task, @queue, @state, @priority, @args, @meta, @max_retries,
+        sqlc.narg(retry_delay_ms), sqlc.narg(time_limit_ms), sqlc.narg(soft_time_limit_ms), @ignore_result,
+        coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
+        coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8)),
+        @unique_key
+    )
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retrying')
+    DO NOTHING
+    RETURNING id, state, run_at
+)
+SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate FROM inserted
+UNION ALL
+SELECT j.id, j.state, j.run_at, true AS duplicate
+  FROM pgq.jobs j
+ WHERE j.unique_key = @unique_key
+   AND j.state IN ('scheduled', 'available', 'running', 'retrying')
+   AND NOT EXISTS (SELECT 1 FROM inserted);
+
+-- name: CopyJobs :copyfrom
+-- Many jobs in one COPY; the statement trigger sends one wake-up per queue.
+INSERT INTO pgq.jobs (
+    task, queue, state, priority, args, meta, max_retries,
+    retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
+    run_at, expires_at
+) VALUES (
+    @task, @queue, @state, @priority, @args, @meta, @max_retries,
+    @retry_delay_ms, @time_limit_ms, @soft_time_limit_ms, @ignore_result,
+    @run_at, @expires_at
+);
