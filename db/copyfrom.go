@@ -29,6 +29,7 @@ func (r *iteratorForCopyJobs) Next() bool {
 
 func (r iteratorForCopyJobs) Values() ([]interface{}, error) {
 	return []interface{}{
+		r.rows[0].ID,
 		r.rows[0].Task,
 		r.rows[0].Queue,
 		r.rows[0].State,
@@ -51,5 +52,5 @@ func (r iteratorForCopyJobs) Err() error {
 
 // Many jobs in one COPY; the statement trigger sends one wake-up per queue.
 func (q *Queries) CopyJobs(ctx context.Context, arg []CopyJobsParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"pgq", "jobs"}, []string{"task", "queue", "state", "priority", "args", "meta", "max_retries", "retry_delay_ms", "time_limit_ms", "soft_time_limit_ms", "ignore_result", "run_at", "expires_at"}, &iteratorForCopyJobs{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"pgq", "jobs"}, []string{"id", "task", "queue", "state", "priority", "args", "meta", "max_retries", "retry_delay_ms", "time_limit_ms", "soft_time_limit_ms", "ignore_result", "run_at", "expires_at"}, &iteratorForCopyJobs{rows: arg})
 }

@@ -11,11 +11,9 @@ import (
 )
 
 const getJob = `-- name: GetJob :one
-
 SELECT id, task, queue, state, priority, args, meta, attempt, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result, unique_key, run_at, expires_at, created_at, started_at, finished_at, worker_id, result, errors, parent_id, root_id FROM pgq.jobs WHERE id = $1
 `
 
-// Read-only statements behind `pgq inspect` and the Go inspection API.
 func (q *Queries) GetJob(ctx context.Context, id int64) (PgqJob, error) {
 	row := q.db.QueryRow(ctx, getJob, id)
 	var i PgqJob
@@ -50,7 +48,7 @@ func (q *Queries) GetJob(ctx context.Context, id int64) (PgqJob, error) {
 
 const listJobs = `-- name: ListJobs :many
 SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_at, finished_at,
-       errors -> -1 ->> 'error' AS last_error
+       coalesce(errors -> -1 ->> 'error', '')::text AS last_error
   FROM pgq.jobs
  WHERE ($1::text IS NULL OR state = $1::text)
    AND ($2::text IS NULL OR queue = $2::text)
@@ -79,7 +77,7 @@ type ListJobsRow struct {
 	RunAt      time.Time
 	CreatedAt  time.Time
 	FinishedAt *time.Time
-	LastError  interface{}
+	LastError  string
 }
 
 // Newest first, keyset-paginated by id; every filter is optional.
@@ -146,13 +144,13 @@ func (q *Queries) QueueStats(ctx context.Context) ([]PgqQueueStat, error) {
 }
 
 const schemaInstalled = `-- name: SchemaInstalled :one
-SELECT to_regclass('pgq.jobs') IS NOT NULL AS installed
+SELECT (to_regclass('pgq.jobs') IS NOT NULL)::boolean AS installed
 `
 
 // Whether the jobs table exists in the configured schema.
-func (q *Queries) SchemaInstalled(ctx context.Context) (interface{}, error) {
+func (q *Queries) SchemaInstalled(ctx context.Context) (bool, error) {
 	row := q.db.QueryRow(ctx, schemaInstalled)
-	var installed interface{}
+	var installed bool
 	err := row.Scan(&installed)
 	return installed, err
 }

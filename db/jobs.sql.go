@@ -12,6 +12,7 @@ import (
 )
 
 type CopyJobsParams struct {
+	ID              int64
 	Task            string
 	Queue           string
 	State           string
@@ -28,7 +29,6 @@ type CopyJobsParams struct {
 }
 
 const insertJob = `-- name: InsertJob :one
-
 INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
@@ -66,8 +66,6 @@ type InsertJobRow struct {
 	RunAt time.Time
 }
 
-// Producer-side statements on pgq.jobs. Every name is schema-qualified with
-// pgq.; internal/schema moves it to the configured schema at run time.
 // One job; the statement trigger sends the queue's wake-up at commit.
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJobRow, error) {
 	row := q.db.QueryRow(ctx, insertJob,
@@ -174,4 +172,30 @@ func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams
 		&i.Duplicate,
 	)
 	return i, err
+}
+
+const reserveJobIDs = `-- name: ReserveJobIDs :many
+SELECT nextval(pg_get_serial_sequence('pgq.jobs', 'id'))::bigint AS id
+  FROM generate_series(1, $1::integer)
+`
+
+// Ids for a COPY, which cannot return them; one statement for any count.
+func (q *Queries) ReserveJobIDs(ctx context.Context, count int32) ([]int64, error) {
+	rows, err := q.db.Query(ctx, reserveJobIDs, count)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -1,12 +1,10 @@
--- Read-only statements behind `pgq inspect` and the Go inspection API.
-
 -- name: GetJob :one
 SELECT * FROM pgq.jobs WHERE id = @id;
 
 -- name: ListJobs :many
 -- Newest first, keyset-paginated by id; every filter is optional.
 SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_at, finished_at,
-       errors -> -1 ->> 'error' AS last_error
+       coalesce(errors -> -1 ->> 'error', '')::text AS last_error
   FROM pgq.jobs
  WHERE (sqlc.narg(state)::text IS NULL OR state = sqlc.narg(state)::text)
    AND (sqlc.narg(queue)::text IS NULL OR queue = sqlc.narg(queue)::text)
@@ -20,4 +18,4 @@ SELECT queue, state, count FROM pgq.queue_stats ORDER BY queue, state;
 
 -- name: SchemaInstalled :one
 -- Whether the jobs table exists in the configured schema.
-SELECT to_regclass('pgq.jobs') IS NOT NULL AS installed;
+SELECT (to_regclass('pgq.jobs') IS NOT NULL)::boolean AS installed;

@@ -1,6 +1,3 @@
--- Producer-side statements on pgq.jobs. Every name is schema-qualified with
--- pgq.; internal/schema moves it to the configured schema at run time.
-
 -- name: InsertJob :one
 -- One job; the statement trigger sends the queue's wake-up at commit.
 INSERT INTO pgq.jobs (
@@ -46,11 +43,16 @@ SELECT j.id, j.state, j.run_at, true AS duplicate
 -- name: CopyJobs :copyfrom
 -- Many jobs in one COPY; the statement trigger sends one wake-up per queue.
 INSERT INTO pgq.jobs (
-    task, queue, state, priority, args, meta, max_retries,
+    id, task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
     run_at, expires_at
 ) VALUES (
-    @task, @queue, @state, @priority, @args, @meta, @max_retries,
+    @id, @task, @queue, @state, @priority, @args, @meta, @max_retries,
     @retry_delay_ms, @time_limit_ms, @soft_time_limit_ms, @ignore_result,
     @run_at, @expires_at
 );
+
+-- name: ReserveJobIDs :many
+-- Ids for a COPY, which cannot return them; one statement for any count.
+SELECT nextval(pg_get_serial_sequence('pgq.jobs', 'id'))::bigint AS id
+  FROM generate_series(1, @count::integer);

@@ -1,0 +1,287 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgq/pgq/db"
+	"github.com/pgq/pgq/internal/schema"
+)
+
+// Config configures a Client. A nil *Config means all defaults.
+type Config struct {
+	// Schema is where pgq's tables live; empty means "pgq".
+	Schema string
+	// Routes map task names to queues and default options.
+	Routes []Route
+	// MaxPayloadBytes limits one job's args plus headers, JSON-encoded;
+	// 0 means MaxPayloadBytesDefault (1 MiB).
+	MaxPayloadBytes int
+}
+
+// Client enqueues and inspects jobs. It is safe for concurrent use.
+type Client struct {
+	pool       *pgxpool.Pool
+	schema     string
+	router     *router
+	maxPayload int
+}
+
+// NewClient returns a Client that uses pool. It checks cfg but does not
+// touch the database; use Check to verify the schema is installed.
+func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
+	if pool == nil {
+		return nil, errors.New("queue.NewClient: pool is nil")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	name := schema.OrDefault(cfg.Schema)
+	if err := schema.Check(name); err != nil {
+		return nil, fmt.Errorf("Config.Schema: %w", err)
+	}
+	if cfg.MaxPayloadBytes < 0 {
+		return nil, errors.New("Config.MaxPayloadBytes cannot be negative")
+	}
+	r, err := newRouter(cfg.Routes)
+	if err != nil {
+		return nil, fmt.Errorf("Config.%w", err)
+	}
+	max := cfg.MaxPayloadBytes
+	if max == 0 {
+		max = MaxPayloadBytesDefault
+	}
+	return &Client{pool: pool, schema: name, router: r, maxPayload: max}, nil
+}
+
+// Schema returns the schema the client works in.
+func (c *Client) Schema() string { return c.schema }
+
+// Pool returns the pool the client was made with.
+func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
+// Check returns an error matching ErrNotMigrated when the schema has no
+// pgq tables, and nil when it has them.
+func (c *Client) Check(ctx context.Context) error {
+	ok, err := c.queries(c.pool).SchemaInstalled(ctx)
+	if err != nil {
+		return dbError(c.schema, "check schema", err)
+	}
+	if !ok {
+		return fmt.Errorf("%w: schema %q has no pgq tables; run `pgq migrate up --schema %s` (or migrations.Up) first", ErrNotMigrated, c.schema, c.schema)
+	}
+	return nil
+}
+
+func (c *Client) queries(d schema.DBTX) *db.Queries {
+	return db.New(schema.Wrap(c.schema, d))
+}
+
+// Enqueued describes a job that was enqueued, or the existing job a
+// duplicate unique key pointed to.
+type Enqueued struct {
+	ID        int64
+	Task      string
+	Queue     string
+	State     string
+	RunAt     time.Time
+	Duplicate bool
+}
+
+// Delay enqueues a job with its task's default options: Celery's delay().
+func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
+	return c.Enqueue(ctx, args, nil)
+}
+
+// Enqueue enqueues a job in a transaction of its own and returns at commit:
+// Celery's apply_async(). opts may be nil.
+func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
+	return c.enqueue(ctx, c.pool, args, opts)
+}
+
+// EnqueueTx enqueues a job inside the caller's transaction: the job exists,
+// and its queue's workers are woken, only if tx commits. It sends exactly
+// one statement. Invalid input is reported before anything is sent, so tx
+// stays usable after such an error.
+func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, args TaskArgs, opts *Options) (Enqueued, error) {
+	return c.enqueue(ctx, tx, args, opts)
+}
+
+func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts *Options) (Enqueued, error) {
+	p, err := c.prepare(args, opts, time.Now())
+	if err != nil {
+		return Enqueued{}, err
+	}
+	q := c.queries(d)
+	if p.uniqueKey == nil {
+		row, err := q.InsertJob(ctx, p.insertParams())
+		if err != nil {
+			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
+		}
+		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt}, nil
+	}
+	return c.insertUnique(ctx, q, p)
+}
+
+// insertUnique inserts a job with a unique key, or finds the unfinished job
+// that holds it. An empty answer means the holder finished between the
+// insert and the look-up; a few tries settle it.
+func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared) (Enqueued, error) {
+	for range 10 {
+		row, err := q.InsertUniqueJob(ctx, p.insertUniqueParams())
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
+		}
+		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Duplicate: row.Duplicate}, nil
+	}
+	return Enqueued{}, fmt.Errorf("enqueue %s: unique key %q kept changing hands; try again", p.task, *p.uniqueKey)
+}
+
+// prepared is one job, validated and encoded, ready for INSERT or COPY.
+type prepared struct {
+	task, queue, state string
+	priority           int16
+	args, meta         []byte
+	maxRetries         int32
+	retryDelayMs       *int32
+	timeLimitMs        *int32
+	softTimeLimitMs    *int32
+	ignoreResult       bool
+	runAt              *time.Time // nil: now + countdown, in database time
+	countdown          time.Duration
+	expiresAt          *time.Time
+	expiresIn          *time.Duration
+	uniqueKey          *string
+}
+
+// prepare validates and encodes one job. Options apply in layers: the
+// call's, then the task's defaults, then the route's, then the package's.
+func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared, error) {
+	if args == nil {
+		return prepared{}, invalid("args", "args are nil: pass a TaskArgs value or queue.Raw")
+	}
+	task := args.TaskName()
+	if err := ValidateTaskName(task); err != nil {
+		return prepared{}, err
+	}
+
+	var o Options
+	if call != nil {
+		if err := validateOptions(*call); err != nil {
+			return prepared{}, err
+		}
+		o = *call
+	}
+	if t, ok := args.(TaskOptioner); ok {
+		td := t.TaskOptions()
+		if err := validateOptions(td); err != nil {
+			return prepared{}, fmt.Errorf("TaskOptions of %s: %w", task, err)
+		}
+		o = o.merge(td)
+	}
+	if r, ok := c.router.match(task); ok {
+		o = o.merge(r)
+	}
+	o = o.merge(Options{Queue: QueueDefault, Priority: Ptr(PriorityDefault), MaxRetries: Ptr(MaxRetriesDefault), IgnoreResult: Ptr(false)})
+	if o.TimeLimit > 0 && o.SoftTimeLimit > o.TimeLimit {
+		return prepared{}, invalid("SoftTimeLimit", "soft time limit %s is longer than the hard limit %s", o.SoftTimeLimit, o.TimeLimit)
+	}
+
+	encoded, err := json.Marshal(args)
+	if err != nil {
+		return prepared{}, &ValidationError{Field: "args", Reason: fmt.Sprintf("cannot encode args of task %s as JSON: %v", task, err)}
+	}
+	if string(encoded) == "null" {
+		encoded = []byte("{}")
+	}
+	meta := []byte("{}")
+	if len(o.Headers) > 0 {
+		meta, err = json.Marshal(o.Headers)
+		if err != nil {
+			return prepared{}, &ValidationError{Field: "Headers", Reason: fmt.Sprintf("cannot encode headers of task %s as JSON: %v", task, err)}
+		}
+	}
+	if size := len(encoded) + len(meta); size > c.maxPayload {
+		return prepared{}, &ValidationError{Field: "args", cause: ErrPayloadTooLarge,
+			Reason: fmt.Sprintf("payload of %d bytes is larger than the limit of %d bytes (Config.MaxPayloadBytes); store large data elsewhere and pass a reference", size, c.maxPayload)}
+	}
+
+	p := prepared{
+		task:         task,
+		queue:        o.Queue,
+		state:        "available",
+		priority:     int16(*o.Priority),
+		args:         encoded,
+		meta:         meta,
+		maxRetries:   int32(min(*o.MaxRetries, math.MaxInt32)),
+		ignoreResult: *o.IgnoreResult,
+		countdown:    o.Countdown,
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+		dst  **int32
+	}{{"RetryDelay", o.RetryDelay, &p.retryDelayMs}, {"TimeLimit", o.TimeLimit, &p.timeLimitMs}, {"SoftTimeLimit", o.SoftTimeLimit, &p.softTimeLimitMs}} {
+		if f.d == 0 {
+			continue
+		}
+		ms := (f.d + time.Millisecond - 1) / time.Millisecond // round up: 1ns is not "none"
+		if ms > math.MaxInt32 {
+			return prepared{}, invalid(f.name, "%s of %s is too long (the limit is about 24 days)", f.name, f.d)
+		}
+		*f.dst = Ptr(int32(ms))
+	}
+	if !o.ETA.IsZero() {
+		p.runAt = Ptr(o.ETA)
+	}
+	if o.Countdown > 0 || o.ETA.After(now) {
+		p.state = "scheduled"
+	}
+	if !o.ExpiresAt.IsZero() {
+		p.expiresAt = Ptr(o.ExpiresAt)
+	} else if o.Expires > 0 {
+		p.expiresIn = Ptr(o.Expires)
+	}
+	if o.UniqueKey != "" {
+		p.uniqueKey = Ptr(o.UniqueKey)
+	}
+	return p, nil
+}
+
+func (p prepared) insertParams() db.InsertJobParams {
+	return db.InsertJobParams{
+		Task: p.task, Queue: p.queue, State: p.state, Priority: p.priority,
+		Args: p.args, Meta: p.meta, MaxRetries: p.maxRetries,
+		RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
+		IgnoreResult: p.ignoreResult, RunAt: p.runAt, CountdownSeconds: p.countdown.Seconds(),
+		ExpiresAt: p.expiresAt, ExpiresInSeconds: seconds(p.expiresIn),
+	}
+}
+
+func (p prepared) insertUniqueParams() db.InsertUniqueJobParams {
+	i := p.insertParams()
+	return db.InsertUniqueJobParams{
+		Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
+		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
+		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
+		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
+		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, UniqueKey: p.uniqueKey,
+	}
+}
+
+func seconds(d *time.Duration) *float64 {
+	if d == nil {
+		return nil
+	}
+	return Ptr(d.Seconds())
+}

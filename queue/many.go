@@ -1,0 +1,116 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgq/pgq/db"
+)
+
+// Request is one job of a bulk enqueue.
+type Request struct {
+	Args    TaskArgs
+	Options *Options // nil means the task's defaults
+}
+
+// EnqueueMany enqueues jobs in one transaction of its own. See EnqueueManyTx.
+func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, error) {
+	var out []Enqueued
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var err error
+		out, err = c.EnqueueManyTx(ctx, tx, reqs)
+		return err
+	})
+	return out, err
+}
+
+// EnqueueManyTx enqueues jobs inside the caller's transaction with COPY:
+// two round trips (reserve ids, then COPY) whatever the number of jobs, and
+// one wake-up per queue at commit. Jobs with a unique key cannot go through
+// COPY (it has no ON CONFLICT); they are inserted one statement each. Every job is validated before anything is sent: one invalid job
+// fails the call, naming its index, and leaves tx usable.
+//
+// The result is in request order.
+func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) ([]Enqueued, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	jobs := make([]prepared, len(reqs))
+	var plain, unique []int // indexes into reqs
+	for i, r := range reqs {
+		p, err := c.prepare(r.Args, r.Options, now)
+		if err != nil {
+			return nil, fmt.Errorf("job %d of %d: %w", i, len(reqs), err)
+		}
+		jobs[i] = p
+		if p.uniqueKey == nil {
+			plain = append(plain, i)
+		} else {
+			unique = append(unique, i)
+		}
+	}
+
+	out := make([]Enqueued, len(reqs))
+	q := c.queries(tx)
+	if len(plain) > 0 {
+		if err := c.copyJobs(ctx, q, now, jobs, plain, out); err != nil {
+			return nil, err
+		}
+	}
+	if len(unique) > 0 {
+		if err := c.insertUniques(ctx, tx, jobs, unique, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, jobs []prepared, idx []int, out []Enqueued) error {
+	ids, err := q.ReserveJobIDs(ctx, int32(len(idx)))
+	if err != nil {
+		return dbError(c.schema, "reserve job ids", err)
+	}
+	rows := make([]db.CopyJobsParams, len(idx))
+	for k, i := range idx {
+		p := jobs[i]
+		// COPY cannot call now(): times are taken from this machine's clock.
+		runAt := now.Add(p.countdown)
+		if p.runAt != nil {
+			runAt = *p.runAt
+		}
+		expiresAt := p.expiresAt
+		if p.expiresIn != nil {
+			expiresAt = Ptr(now.Add(*p.expiresIn))
+		}
+		rows[k] = db.CopyJobsParams{
+			ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, Priority: p.priority,
+			Args: p.args, Meta: p.meta, MaxRetries: p.maxRetries,
+			RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
+			IgnoreResult: p.ignoreResult, RunAt: runAt, ExpiresAt: expiresAt,
+		}
+		out[i] = Enqueued{ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, RunAt: runAt}
+	}
+	if _, err := q.CopyJobs(ctx, rows); err != nil {
+		return dbError(c.schema, fmt.Sprintf("copy %d jobs", len(rows)), err)
+	}
+	return nil
+}
+
+// insertUniques inserts the unique-key jobs of a bulk enqueue one statement
+// each: their conflict handling needs INSERT ... ON CONFLICT, which COPY
+// lacks.
+func (c *Client) insertUniques(ctx context.Context, tx pgx.Tx, jobs []prepared, idx []int, out []Enqueued) error {
+	q := c.queries(tx)
+	for _, i := range idx {
+		e, err := c.insertUnique(ctx, q, jobs[i])
+		if err != nil {
+			return err
+		}
+		out[i] = e
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package queue
+
+import (
+	"regexp"
+)
+
+// These patterns repeat the CHECK constraints of pgq.jobs (migration 0001)
+// so that bad input is reported before a statement is sent; a test holds
+// the two in step.
+var (
+	taskPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$`)
+	queuePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$`)
+)
+
+// ValidateTaskName reports whether name can name a task.
+func ValidateTaskName(name string) error {
+	if name == "" {
+		return invalid("task", "task name is empty")
+	}
+	if !taskPattern.MatchString(name) {
+		return invalid("task", "invalid task name %q: use up to 200 letters, digits and _ . : / -, not starting with a symbol", name)
+	}
+	return nil
+}
+
+// ValidateQueueName reports whether name can name a queue.
+func ValidateQueueName(name string) error {
+	if name == "" {
+		return invalid("Queue", "queue name is empty")
+	}
+	if !queuePattern.MatchString(name) {
+		return invalid("Queue", "invalid queue name %q: use up to 100 letters, digits and _ . : -, not starting with a symbol", name)
+	}
+	return nil
+}
+
+// validateOptions checks the fields that are set; unset ones are checked
+// after merging, when they have their final value.
+func validateOptions(o Options) error {
+	if o.Queue != "" {
+		if err := ValidateQueueName(o.Queue); err != nil {
+			return err
+		}
+	}
+	if o.Priority != nil && (*o.Priority < 0 || *o.Priority > PriorityMax) {
+		return invalid("Priority", "priority %d is out of range: use 0 (lowest, the default) to %d (highest)", *o.Priority, PriorityMax)
+	}
+	if o.Countdown < 0 {
+		return invalid("Countdown", "countdown cannot be negative")
+	}
+	if o.Countdown != 0 && !o.ETA.IsZero() {
+		return invalid("ETA", "set Countdown or ETA, not both")
+	}
+	if o.Expires < 0 {
+		return invalid("Expires", "expires cannot be negative")
+	}
+	if o.Expires != 0 && !o.ExpiresAt.IsZero() {
+		return invalid("ExpiresAt", "set Expires or ExpiresAt, not both")
+	}
+	if o.MaxRetries != nil && *o.MaxRetries < 0 {
+		return invalid("MaxRetries", "max_retries cannot be negative")
+	}
+	for field, d := range map[string]int64{"RetryDelay": int64(o.RetryDelay), "TimeLimit": int64(o.TimeLimit), "SoftTimeLimit": int64(o.SoftTimeLimit)} {
+		if d < 0 {
+			return invalid(field, "%s cannot be negative", field)
+		}
+	}
+	if o.TimeLimit > 0 && o.SoftTimeLimit > o.TimeLimit {
+		return invalid("SoftTimeLimit", "soft time limit %s is longer than the hard limit %s", o.SoftTimeLimit, o.TimeLimit)
+	}
+	if o.UniqueKey != "" && len(o.UniqueKey) > 255 {
+		return invalid("UniqueKey", "unique key is %d bytes long; the limit is 255", len(o.UniqueKey))
+	}
+	return nil
+}
