@@ -50,7 +50,7 @@ func (r iteratorForCopyJobs) Err() error {
 	return nil
 }
 
-// Many jobs in one COPY; the statement trigger sends one wake-up per queue.
+// Many jobs in one COPY; NotifyQueues sends their wake-ups.
 func (q *Queries) CopyJobs(ctx context.Context, arg []CopyJobsParams) (int64, error) {
 	return q.db.CopyFrom(ctx, []string{"pgq", "jobs"}, []string{"id", "task", "queue", "state", "priority", "args", "meta", "max_retries", "retry_delay_ms", "time_limit_ms", "soft_time_limit_ms", "ignore_result", "run_at", "expires_at"}, &iteratorForCopyJobs{rows: arg})
 }

@@ -29,6 +29,7 @@ type CopyJobsParams struct {
 }
 
 const insertJob = `-- name: InsertJob :one
+WITH job AS (
 INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
@@ -39,7 +40,10 @@ INSERT INTO pgq.jobs (
     coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
     coalesce($14::timestamptz, now() + make_interval(secs => $15::float8))
 )
-RETURNING id, state, run_at
+RETURNING id, state, run_at, queue
+)
+SELECT job.id, job.state, job.run_at
+  FROM job CROSS JOIN LATERAL pg_notify('pgq.jobs', job.queue) AS wake
 `
 
 type InsertJobParams struct {
@@ -66,7 +70,7 @@ type InsertJobRow struct {
 	RunAt time.Time
 }
 
-// One job; the statement trigger sends the queue's wake-up at commit.
+// One job, and its queue's wake-up (delivered at commit).
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJobRow, error) {
 	row := q.db.QueryRow(ctx, insertJob,
 		arg.Task,
@@ -105,9 +109,10 @@ WITH inserted AS (
     )
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retrying')
     DO NOTHING
-    RETURNING id, state, run_at
+    RETURNING id, state, run_at, queue
 )
-SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate FROM inserted
+SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate
+  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
 UNION ALL
 SELECT j.id, j.state, j.run_at, true AS duplicate
   FROM pgq.jobs j
@@ -174,9 +179,20 @@ func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams
 	return i, err
 }
 
+const notifyQueues = `-- name: NotifyQueues :exec
+SELECT pg_notify('pgq.jobs', queue) FROM unnest($1::text[]) AS queue
+`
+
+// Wake-ups for the queues a COPY filled (COPY cannot call functions).
+func (q *Queries) NotifyQueues(ctx context.Context, queues []string) error {
+	_, err := q.db.Exec(ctx, notifyQueues, queues)
+	return err
+}
+
 const reserveJobIDs = `-- name: ReserveJobIDs :many
-SELECT nextval(pg_get_serial_sequence('pgq.jobs', 'id'))::bigint AS id
-  FROM generate_series(1, $1::integer)
+SELECT nextval(seq.name)::bigint AS id
+  FROM (SELECT pg_get_serial_sequence('pgq.jobs', 'id')::regclass AS name) AS seq,
+       generate_series(1, $1::integer)
 `
 
 // Ids for a COPY, which cannot return them; one statement for any count.

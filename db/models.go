@@ -61,3 +61,27 @@ type PgqQueueStat struct {
 	State string
 	Count int64
 }
+
+// Running workers and their heartbeats; a row with an old heartbeat_at is a dead worker whose jobs get rescued.
+type PgqWorker struct {
+	ID          string
+	Host        string
+	Pid         int32
+	Queues      []string
+	Concurrency int32
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+	Meta        json.RawMessage
+}
+
+type PgqWorkerOverview struct {
+	ID                  string
+	Host                string
+	Pid                 int32
+	Queues              []string
+	Concurrency         int32
+	StartedAt           time.Time
+	HeartbeatAt         time.Time
+	HeartbeatAgeSeconds float64
+	Running             int64
+}

@@ -1,5 +1,6 @@
 -- name: InsertJob :one
--- One job; the statement trigger sends the queue's wake-up at commit.
+-- One job, and its queue's wake-up (delivered at commit).
+WITH job AS (
 INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
@@ -10,7 +11,10 @@ INSERT INTO pgq.jobs (
     coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
     coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8))
 )
-RETURNING id, state, run_at;
+RETURNING id, state, run_at, queue
+)
+SELECT job.id, job.state, job.run_at
+  FROM job CROSS JOIN LATERAL pg_notify('pgq.jobs', job.queue) AS wake;
 
 -- name: InsertUniqueJob :one
 -- One job with a unique key. If a job that has not finished holds the key,
@@ -30,9 +34,10 @@ WITH inserted AS (
     )
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retrying')
     DO NOTHING
-    RETURNING id, state, run_at
+    RETURNING id, state, run_at, queue
 )
-SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate FROM inserted
+SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate
+  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
 UNION ALL
 SELECT j.id, j.state, j.run_at, true AS duplicate
   FROM pgq.jobs j
@@ -41,7 +46,7 @@ SELECT j.id, j.state, j.run_at, true AS duplicate
    AND NOT EXISTS (SELECT 1 FROM inserted);
 
 -- name: CopyJobs :copyfrom
--- Many jobs in one COPY; the statement trigger sends one wake-up per queue.
+-- Many jobs in one COPY; NotifyQueues sends their wake-ups.
 INSERT INTO pgq.jobs (
     id, task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
@@ -54,5 +59,10 @@ INSERT INTO pgq.jobs (
 
 -- name: ReserveJobIDs :many
 -- Ids for a COPY, which cannot return them; one statement for any count.
-SELECT nextval(pg_get_serial_sequence('pgq.jobs', 'id'))::bigint AS id
-  FROM generate_series(1, @count::integer);
+SELECT nextval(seq.name)::bigint AS id
+  FROM (SELECT pg_get_serial_sequence('pgq.jobs', 'id')::regclass AS name) AS seq,
+       generate_series(1, @count::integer);
+
+-- name: NotifyQueues :exec
+-- Wake-ups for the queues a COPY filled (COPY cannot call functions).
+SELECT pg_notify('pgq.jobs', queue) FROM unnest(@queues::text[]) AS queue;

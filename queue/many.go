@@ -28,8 +28,8 @@ func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, e
 }
 
 // EnqueueManyTx enqueues jobs inside the caller's transaction with COPY:
-// two round trips (reserve ids, then COPY) whatever the number of jobs, and
-// one wake-up per queue at commit. Jobs with a unique key cannot go through
+// three round trips (reserve ids, COPY, wake the queues) whatever the number
+// of jobs, and one wake-up per queue at commit. Jobs with a unique key cannot go through
 // COPY (it has no ON CONFLICT); they are inserted one statement each. Every job is validated before anything is sent: one invalid job
 // fails the call, naming its index, and leaves tx usable.
 //
@@ -97,6 +97,9 @@ func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, job
 	if _, err := q.CopyJobs(ctx, rows); err != nil {
 		return dbError(c.schema, fmt.Sprintf("copy %d jobs", len(rows)), err)
 	}
+	if err := q.NotifyQueues(ctx, queuesOf(rows)); err != nil {
+		return dbError(c.schema, "wake queues", err)
+	}
 	return nil
 }
 
@@ -113,4 +116,17 @@ func (c *Client) insertUniques(ctx context.Context, tx pgx.Tx, jobs []prepared, 
 		out[i] = e
 	}
 	return nil
+}
+
+// queuesOf returns the distinct queues of rows.
+func queuesOf(rows []db.CopyJobsParams) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range rows {
+		if !seen[r.Queue] {
+			seen[r.Queue] = true
+			out = append(out, r.Queue)
+		}
+	}
+	return out
 }

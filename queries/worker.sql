@@ -1,0 +1,153 @@
+-- Statements of the worker runtime (package worker). Like every query,
+-- they name objects as pgq.<name> and are rewritten to the configured schema.
+
+-- name: ClaimJobs :many
+-- The hot path: one statement claims up to max_jobs runnable jobs of the
+-- given queues, highest priority first, then oldest run_at. SKIP LOCKED lets
+-- any number of workers claim side by side without waiting on each other.
+-- The inner SELECT walks jobs_fetch_idx (partial over waiting jobs).
+UPDATE pgq.jobs AS j
+   SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = @worker_id::text
+  FROM (
+        SELECT w.id
+          FROM pgq.jobs AS w
+         WHERE w.state IN ('scheduled', 'available', 'retrying')
+           AND w.queue = ANY (@queues::text[])
+           AND w.run_at <= now()
+         ORDER BY w.priority DESC, w.run_at, w.id
+         LIMIT @max_jobs::integer
+           FOR UPDATE SKIP LOCKED
+       ) AS picked
+ WHERE j.id = picked.id
+RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
+          j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
+          j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+          (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired;
+
+-- name: NextRunIn :one
+-- How long until the earliest waiting job of the queues becomes runnable,
+-- in milliseconds of database time (negative: runnable now; +Infinity: none).
+SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::float8 AS wait_ms
+  FROM pgq.jobs
+ WHERE state IN ('scheduled', 'available', 'retrying')
+   AND queue = ANY (@queues::text[]);
+
+-- name: CompleteJobs :many
+-- Batched success (arrays of equal length, unnested in step): one statement for every job that finished well since the
+-- last batch. The guard (still running, held by this worker, same attempt)
+-- makes a late write from a worker that lost the job a no-op; the ids that
+-- come back are the jobs actually completed.
+UPDATE pgq.jobs AS j
+   SET state = 'succeeded', finished_at = now(), result = u.result
+  FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@attempts::integer[]) AS attempt,
+               unnest(@results::jsonb[]) AS result) AS u
+ WHERE j.id = u.id
+   AND j.state = 'running'
+   AND j.worker_id = @worker_id::text
+   AND j.attempt = u.attempt
+RETURNING j.id;
+
+-- name: FinishJobs :many
+-- Batched everything-but-success: retries (state retrying, run_at later),
+-- failures, snoozes (scheduled, attempt refunded), expiries (cancelled) and
+-- hand-backs (available, attempt refunded). A non-empty error is appended to
+-- the job's error history as {attempt, at, error, stack}.
+UPDATE pgq.jobs AS j
+   SET state = u.state,
+       attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
+       run_at = CASE WHEN u.state IN ('retrying', 'scheduled', 'available')
+                     THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
+                     ELSE j.run_at END,
+       finished_at = CASE WHEN u.state IN ('failed', 'cancelled') THEN now() END,
+       errors = CASE WHEN u.error = '' THEN j.errors
+                     ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+                              'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
+                END
+  FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@attempts::integer[]) AS attempt,
+               unnest(@states::text[]) AS state, unnest(@delays_ms::bigint[]) AS delay_ms,
+               unnest(@errors::text[]) AS error, unnest(@stacks::text[]) AS stack,
+               unnest(@refunds::boolean[]) AS refund) AS u
+ WHERE j.id = u.id
+   AND j.state = 'running'
+   AND j.worker_id = @worker_id::text
+   AND j.attempt = u.attempt
+RETURNING j.id, j.state;
+
+-- name: CompleteJob :one
+-- Success of one job inside the handler's own transaction (CompleteTx).
+UPDATE pgq.jobs
+   SET state = 'succeeded', finished_at = now(), result = sqlc.narg(result)
+ WHERE id = @id
+   AND state = 'running'
+   AND worker_id = @worker_id::text
+   AND attempt = @attempt
+RETURNING id;
+
+-- name: ReleaseWorkerJobs :many
+-- Shutdown: every job this worker still holds goes back to its queue
+-- without using up an attempt.
+UPDATE pgq.jobs
+   SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+ WHERE state = 'running'
+   AND worker_id = @worker_id::text
+RETURNING id;
+
+-- name: RegisterWorker :exec
+INSERT INTO pgq.workers (id, host, pid, queues, concurrency, meta)
+VALUES (@id, @host, @pid, @queues::text[], @concurrency, @meta)
+ON CONFLICT (id) DO UPDATE
+   SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+       concurrency = excluded.concurrency, meta = excluded.meta, heartbeat_at = now();
+
+-- name: Heartbeat :execrows
+-- Zero rows means the row is gone (the worker was presumed dead and its
+-- jobs rescued); the worker then registers again.
+UPDATE pgq.workers SET heartbeat_at = now() WHERE id = @id;
+
+-- name: DeleteWorker :exec
+DELETE FROM pgq.workers WHERE id = @id;
+
+-- name: TryMaintenanceLock :one
+-- Leader election for one maintenance round: the transaction-scoped lock
+-- is held until the round's transaction ends, so a leader that dies
+-- releases it with its connection and no session state is left behind.
+SELECT pg_try_advisory_xact_lock(hashtext(@lock_name::text)::bigint)::boolean AS acquired;
+
+-- name: RescueJobs :many
+-- Jobs held by workers whose heartbeat expired (or that have no row at
+-- all) go back to their queue, or fail when their attempts are used up.
+-- started_at is checked too, so a job claimed moments before its worker
+-- re-registered is never taken.
+UPDATE pgq.jobs AS j
+   SET state = CASE WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
+       run_at = now(),
+       finished_at = CASE WHEN j.attempt > j.max_retries THEN now() END,
+       errors = j.errors || jsonb_build_array(jsonb_build_object(
+                    'attempt', j.attempt, 'at', now(),
+                    'error', format('worker %s stopped sending heartbeats while running this job (attempt %s); rescued by %s',
+                                    coalesce(j.worker_id, '(unknown)'), j.attempt, @rescuer::text)))
+  FROM (
+        SELECT s.id
+          FROM pgq.jobs AS s
+         WHERE s.state = 'running'
+           AND s.started_at < now() - make_interval(secs => @stale_seconds::float8)
+           AND NOT EXISTS (SELECT 1 FROM pgq.workers AS w
+                            WHERE w.id = s.worker_id
+                              AND w.heartbeat_at >= now() - make_interval(secs => @stale_seconds::float8))
+         ORDER BY s.id
+         LIMIT @max_jobs::integer
+           FOR UPDATE SKIP LOCKED
+       ) AS stale
+ WHERE j.id = stale.id
+RETURNING j.id, j.task, j.queue, j.state, j.attempt, coalesce(j.worker_id, '')::text AS held_by;
+
+-- name: DeleteDeadWorkers :many
+-- Rows of workers whose heartbeat expired and who hold no running job.
+DELETE FROM pgq.workers AS w
+ WHERE w.heartbeat_at < now() - make_interval(secs => @stale_seconds::float8)
+   AND NOT EXISTS (SELECT 1 FROM pgq.jobs AS j WHERE j.state = 'running' AND j.worker_id = w.id)
+RETURNING w.id;
+
+-- name: ListenJobs :exec
+-- The notifier's subscription; the channel follows the schema name.
+LISTEN "pgq.jobs";
