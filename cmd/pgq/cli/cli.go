@@ -173,8 +173,10 @@ type UsageError struct {
 	CommandPath string
 }
 
+// Error returns the message of the underlying error.
 func (e *UsageError) Error() string { return e.Err.Error() }
 
+// Unwrap returns the underlying error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // usageErrorf returns a UsageError about cmd.

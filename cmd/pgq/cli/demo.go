@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgq/pgq/internal/pgserver"
+	"github.com/pgq/pgq/internal/schema"
 	"github.com/pgq/pgq/migrations"
 	"github.com/pgq/pgq/queue"
 )
@@ -41,9 +42,9 @@ func demoSteps() []demoStep {
 	return []demoStep{
 		{"Migrating", (*demo).migrate},
 		{"Enqueuing example jobs", (*demo).enqueueExamples},
+		{"Newest jobs (pgq inspect jobs)", (*demo).showJobs},
 		{fmt.Sprintf("Enqueuing %d jobs in one COPY", demoBulkJobs), (*demo).enqueueBulk},
 		{"Queues (pgq inspect queues)", (*demo).showQueues},
-		{"Newest jobs (pgq inspect jobs --limit 8)", (*demo).showJobs},
 	}
 }
 
@@ -73,8 +74,9 @@ Given a database URL, it uses that database instead, in the schema
 }
 
 func (a *app) runDemo(ctx context.Context, out io.Writer, keep bool) error {
+	u, given := a.databaseURL()
 	name := DemoSchemaDefault
-	if a.schemaExplicit() {
+	if a.schemaExplicit() || !given {
 		var err error
 		if name, err = a.schemaName(); err != nil {
 			return err
@@ -82,7 +84,6 @@ func (a *app) runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	d := &demo{out: out, schema: name}
 
-	u, given := a.databaseURL()
 	if given {
 		fmt.Fprintf(out, "Using the database at %s, schema %s.\n", redactURL(u), name)
 	} else {
@@ -95,13 +96,13 @@ func (a *app) runDemo(ctx context.Context, out io.Writer, keep bool) error {
 			// ctx may be cancelled by now; stopping must still happen.
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			fmt.Fprintln(out, "Stopping the throwaway PostgreSQL.")
+			fmt.Fprintln(out, "\nStopping the throwaway PostgreSQL; its data is gone.")
 			if err := srv.Stop(stopCtx); err != nil {
 				a.logger().Warn("stop throwaway PostgreSQL", "err", err)
 			}
 		}()
-		fmt.Fprintf(out, "  ready (%s)\n", srv.Kind)
 		u = srv.URL
+		fmt.Fprintf(out, "  ready at %s (%s)\n", u, serverKind(srv.Kind))
 	}
 	d.url = u
 
@@ -121,14 +122,33 @@ func (a *app) runDemo(ctx context.Context, out io.Writer, keep bool) error {
 		}
 	}
 
+	if !given && !keep {
+		fmt.Fprintln(out, "\nRun `pgq demo --keep` to keep the server running and look around with psql.")
+		return nil
+	}
+	schemaFlag := ""
+	if name != schema.Default {
+		schemaFlag = " --schema " + name
+	}
 	fmt.Fprintf(out, "\nLook around:\n  psql '%s' -c 'SELECT * FROM %s.job_overview ORDER BY id DESC LIMIT 5'\n", redactURL(u), name)
-	fmt.Fprintf(out, "  pgq --database-url '%s' --schema %s inspect queues\n", redactURL(u), name)
-	if !keep || given {
+	fmt.Fprintf(out, "  pgq --database-url '%s'%s inspect queues\n", redactURL(u), schemaFlag)
+	if given {
 		return nil
 	}
 	fmt.Fprintln(out, "\nPostgreSQL keeps running; press Ctrl-C to stop it.")
 	<-ctx.Done()
 	return nil
+}
+
+// serverKind describes pgserver's Kind for people.
+func serverKind(kind string) string {
+	switch kind {
+	case "local":
+		return "the machine's PostgreSQL binaries, in a temporary directory"
+	case "container":
+		return "a Docker container"
+	}
+	return kind
 }
 
 func (d *demo) migrate(ctx context.Context) error {
@@ -203,7 +223,7 @@ func (d *demo) showQueues(ctx context.Context) error {
 }
 
 func (d *demo) showJobs(ctx context.Context) error {
-	jobs, err := d.s.client.ListJobs(ctx, queue.JobFilter{Limit: 8})
+	jobs, err := d.s.client.ListJobs(ctx, queue.JobFilter{Limit: 10})
 	if err != nil {
 		return err
 	}
