@@ -1,0 +1,39 @@
+# pgq — common tasks. `make test` is what CI runs (see .ci/run).
+
+GO      ?= go
+TOOL    := $(GO) tool -modfile=tools/go.mod
+PKGS    := ./...
+TESTFLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: test unit verify generate vet lint bench demo clean
+
+## test: check generated code and lint, then run every test with the race detector
+test: verify unit
+
+## unit: run the tests only (race detector on)
+unit:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## verify: fail if sqlc output is stale, go vet or staticcheck complain, or code is unformatted
+verify: vet lint
+	$(TOOL) sqlc diff
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+
+## generate: regenerate db/ from queries/ and migrations/ with the pinned sqlc
+generate:
+	$(TOOL) sqlc generate
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	$(TOOL) staticcheck $(PKGS)
+
+## bench: producer benchmarks (figures go to docs/performance.md)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./queue/...
+
+## demo: throwaway PostgreSQL, migrations, some jobs, inspection
+demo:
+	$(GO) run ./cmd/pgq demo
