@@ -229,6 +229,8 @@ UPDATE pgq.jobs AS j
                      THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
                      ELSE j.run_at END,
        finished_at = CASE WHEN u.state IN ('failed', 'cancelled') THEN now() END,
+       started_at = CASE WHEN u.state = 'available' THEN NULL ELSE j.started_at END,
+       worker_id = CASE WHEN u.state = 'available' THEN NULL ELSE j.worker_id END,
        errors = CASE WHEN u.error = '' THEN j.errors
                      ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
@@ -363,15 +365,19 @@ func (q *Queries) RegisterWorker(ctx context.Context, arg RegisterWorkerParams) 
 }
 
 const releaseWorkerJobs = `-- name: ReleaseWorkerJobs :many
-UPDATE pgq.jobs
-   SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
- WHERE state = 'running'
-   AND worker_id = $1::text
-RETURNING id
+WITH released AS (
+    UPDATE pgq.jobs
+       SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+     WHERE state = 'running'
+       AND worker_id = $1::text
+    RETURNING id, queue
+)
+SELECT released.id
+  FROM released CROSS JOIN LATERAL pg_notify('pgq.jobs', released.queue) AS wake
 `
 
 // Shutdown: every job this worker still holds goes back to its queue
-// without using up an attempt.
+// without using up an attempt, and the queue's workers are woken.
 func (q *Queries) ReleaseWorkerJobs(ctx context.Context, workerID string) ([]int64, error) {
 	rows, err := q.db.Query(ctx, releaseWorkerJobs, workerID)
 	if err != nil {
@@ -393,6 +399,7 @@ func (q *Queries) ReleaseWorkerJobs(ctx context.Context, workerID string) ([]int
 }
 
 const rescueJobs = `-- name: RescueJobs :many
+WITH rescued AS (
 UPDATE pgq.jobs AS j
    SET state = CASE WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
        run_at = now(),
@@ -415,6 +422,9 @@ UPDATE pgq.jobs AS j
        ) AS stale
  WHERE j.id = stale.id
 RETURNING j.id, j.task, j.queue, j.state, j.attempt, coalesce(j.worker_id, '')::text AS held_by
+)
+SELECT rescued.id, rescued.task, rescued.queue, rescued.state, rescued.attempt, rescued.held_by
+  FROM rescued CROSS JOIN LATERAL pg_notify('pgq.jobs', rescued.queue) AS wake
 `
 
 type RescueJobsParams struct {
@@ -435,7 +445,8 @@ type RescueJobsRow struct {
 // Jobs held by workers whose heartbeat expired (or that have no row at
 // all) go back to their queue, or fail when their attempts are used up.
 // started_at is checked too, so a job claimed moments before its worker
-// re-registered is never taken.
+// re-registered is never taken. Every worker of a rescued job's queue is
+// woken.
 func (q *Queries) RescueJobs(ctx context.Context, arg RescueJobsParams) ([]RescueJobsRow, error) {
 	rows, err := q.db.Query(ctx, rescueJobs, arg.Rescuer, arg.StaleSeconds, arg.MaxJobs)
 	if err != nil {

@@ -59,6 +59,8 @@ UPDATE pgq.jobs AS j
                      THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
                      ELSE j.run_at END,
        finished_at = CASE WHEN u.state IN ('failed', 'cancelled') THEN now() END,
+       started_at = CASE WHEN u.state = 'available' THEN NULL ELSE j.started_at END,
+       worker_id = CASE WHEN u.state = 'available' THEN NULL ELSE j.worker_id END,
        errors = CASE WHEN u.error = '' THEN j.errors
                      ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
@@ -85,12 +87,16 @@ RETURNING id;
 
 -- name: ReleaseWorkerJobs :many
 -- Shutdown: every job this worker still holds goes back to its queue
--- without using up an attempt.
-UPDATE pgq.jobs
-   SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
- WHERE state = 'running'
-   AND worker_id = @worker_id::text
-RETURNING id;
+-- without using up an attempt, and the queue's workers are woken.
+WITH released AS (
+    UPDATE pgq.jobs
+       SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+     WHERE state = 'running'
+       AND worker_id = @worker_id::text
+    RETURNING id, queue
+)
+SELECT released.id
+  FROM released CROSS JOIN LATERAL pg_notify('pgq.jobs', released.queue) AS wake;
 
 -- name: RegisterWorker :exec
 INSERT INTO pgq.workers (id, host, pid, queues, concurrency, meta)
@@ -117,7 +123,9 @@ SELECT pg_try_advisory_xact_lock(hashtext(@lock_name::text)::bigint)::boolean AS
 -- Jobs held by workers whose heartbeat expired (or that have no row at
 -- all) go back to their queue, or fail when their attempts are used up.
 -- started_at is checked too, so a job claimed moments before its worker
--- re-registered is never taken.
+-- re-registered is never taken. Every worker of a rescued job's queue is
+-- woken.
+WITH rescued AS (
 UPDATE pgq.jobs AS j
    SET state = CASE WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
        run_at = now(),
@@ -139,7 +147,10 @@ UPDATE pgq.jobs AS j
            FOR UPDATE SKIP LOCKED
        ) AS stale
  WHERE j.id = stale.id
-RETURNING j.id, j.task, j.queue, j.state, j.attempt, coalesce(j.worker_id, '')::text AS held_by;
+RETURNING j.id, j.task, j.queue, j.state, j.attempt, coalesce(j.worker_id, '')::text AS held_by
+)
+SELECT rescued.id, rescued.task, rescued.queue, rescued.state, rescued.attempt, rescued.held_by
+  FROM rescued CROSS JOIN LATERAL pg_notify('pgq.jobs', rescued.queue) AS wake;
 
 -- name: DeleteDeadWorkers :many
 -- Rows of workers whose heartbeat expired and who hold no running job.

@@ -1,0 +1,174 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/pgq/pgq/internal/schema"
+	"github.com/pgq/pgq/queue"
+)
+
+// Defaults of Config.
+const (
+	// ConcurrencyDefault is how many jobs a worker runs at once.
+	ConcurrencyDefault = 10
+	// PollIntervalDefault is the fallback fetch period when no wake-up
+	// arrives (NOTIFY lost across a reconnect, or disabled).
+	PollIntervalDefault = time.Second
+	// ShutdownTimeoutDefault is how long running jobs may take to finish
+	// after Run's context ends before they are cancelled and handed back.
+	ShutdownTimeoutDefault = 30 * time.Second
+	// CancelGraceDefault is how long a cancelled handler (time limit or
+	// shutdown) has to return before its slot is taken back.
+	CancelGraceDefault = 2 * time.Second
+	// HeartbeatIntervalDefault is how often a worker proves it is alive.
+	HeartbeatIntervalDefault = 5 * time.Second
+	// RescueAfterDefault is how old a worker's heartbeat must be before
+	// its running jobs are handed to other workers.
+	RescueAfterDefault = 30 * time.Second
+	// MaintenanceIntervalDefault is how often a worker tries to become the
+	// maintenance leader and rescue jobs of dead workers.
+	MaintenanceIntervalDefault = 5 * time.Second
+	// CompletionDelayDefault is how long finished jobs are collected
+	// before one statement writes them all.
+	CompletionDelayDefault = 2 * time.Millisecond
+	// CompletionBatchDefault is the most jobs one completion statement
+	// writes.
+	CompletionBatchDefault = 2000
+)
+
+// Config configures a Worker. A nil *Config means all defaults.
+type Config struct {
+	// Schema is where pgq's tables live; empty means "pgq".
+	Schema string
+	// Queues are the queues to take jobs from; empty means "default".
+	// Jobs of all of them are taken in one order: priority, then run_at.
+	Queues []string
+	// Concurrency is how many jobs run at once; 0 means
+	// ConcurrencyDefault.
+	Concurrency int
+	// PollInterval is the fallback fetch period; 0 means
+	// PollIntervalDefault. Wake-ups by NOTIFY make fetching immediate.
+	PollInterval time.Duration
+	// ShutdownTimeout is how long running jobs may take to finish once
+	// Run's context ends; 0 means ShutdownTimeoutDefault. Jobs still
+	// running then are cancelled (cause ErrShutdown) and go back to their
+	// queue without using up an attempt.
+	ShutdownTimeout time.Duration
+	// CancelGrace is how long a handler whose context was cancelled (hard
+	// time limit, shutdown) has to return before the worker takes its slot
+	// back; 0 means CancelGraceDefault.
+	CancelGrace time.Duration
+	// Burst makes Run return nil as soon as the queues hold no runnable
+	// job and nothing is running (jobs scheduled for later do not count).
+	Burst bool
+	// WorkerID names this worker in jobs.worker_id and pgq.workers; empty
+	// means "<host>-<pid>-<random>". Two live workers must not share one.
+	WorkerID string
+	// Logger receives the worker's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// HeartbeatInterval is how often the worker refreshes its row in
+	// pgq.workers; 0 means HeartbeatIntervalDefault. It must be less than
+	// half of RescueAfter.
+	HeartbeatInterval time.Duration
+	// RescueAfter is how old a worker's heartbeat must be before its jobs
+	// are rescued; 0 means RescueAfterDefault.
+	RescueAfter time.Duration
+	// MaintenanceInterval is how often the worker competes for the
+	// maintenance lock and, holding it, rescues jobs; 0 means
+	// MaintenanceIntervalDefault.
+	MaintenanceInterval time.Duration
+	// CompletionDelay is how long finished jobs are collected into one
+	// write; 0 means CompletionDelayDefault.
+	CompletionDelay time.Duration
+	// NoListen turns LISTEN off (for example behind pgbouncer in
+	// transaction mode); the worker then finds jobs by polling only.
+	NoListen bool
+	// OnEvent, when set, is called after each attempt's outcome is written
+	// to the database (never before), from the worker's completion
+	// goroutine: keep it fast. Use it for metrics and tests.
+	OnEvent func(Event)
+}
+
+// Event reports the stored outcome of one attempt.
+type Event struct {
+	JobID    int64
+	Task     string
+	Queue    string
+	Attempt  int
+	State    string        // the job's state now: succeeded, retrying, failed, scheduled (snoozed), available (handed back), cancelled (expired)
+	Err      error         // the attempt's error; nil on success
+	Duration time.Duration // how long the handler ran
+}
+
+func (c *Config) normalize() (Config, error) {
+	var n Config
+	if c != nil {
+		n = *c
+	}
+	n.Schema = schema.OrDefault(n.Schema)
+	if err := schema.Check(n.Schema); err != nil {
+		return n, fmt.Errorf("Config.Schema: %w", err)
+	}
+	if len(n.Queues) == 0 {
+		n.Queues = []string{queue.QueueDefault}
+	}
+	seen := map[string]bool{}
+	queues := make([]string, 0, len(n.Queues))
+	for _, q := range n.Queues {
+		if err := queue.ValidateQueueName(q); err != nil {
+			return n, fmt.Errorf("Config.Queues: %w", err)
+		}
+		if !seen[q] {
+			seen[q] = true
+			queues = append(queues, q)
+		}
+	}
+	n.Queues = queues
+	for _, f := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"PollInterval", &n.PollInterval, PollIntervalDefault},
+		{"ShutdownTimeout", &n.ShutdownTimeout, ShutdownTimeoutDefault},
+		{"CancelGrace", &n.CancelGrace, CancelGraceDefault},
+		{"HeartbeatInterval", &n.HeartbeatInterval, HeartbeatIntervalDefault},
+		{"RescueAfter", &n.RescueAfter, RescueAfterDefault},
+		{"MaintenanceInterval", &n.MaintenanceInterval, MaintenanceIntervalDefault},
+		{"CompletionDelay", &n.CompletionDelay, CompletionDelayDefault},
+	} {
+		if *f.v < 0 {
+			return n, fmt.Errorf("Config.%s cannot be negative", f.name)
+		}
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	if n.Concurrency < 0 {
+		return n, errors.New("Config.Concurrency cannot be negative")
+	}
+	if n.Concurrency == 0 {
+		n.Concurrency = ConcurrencyDefault
+	}
+	if n.HeartbeatInterval*2 > n.RescueAfter {
+		return n, fmt.Errorf("Config.HeartbeatInterval (%s) must be at most half of RescueAfter (%s), or live workers would be taken for dead", n.HeartbeatInterval, n.RescueAfter)
+	}
+	if n.WorkerID == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "worker"
+		}
+		n.WorkerID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(3))
+	}
+	if len(n.WorkerID) > 200 {
+		return n, errors.New("Config.WorkerID is longer than 200 bytes")
+	}
+	if n.Logger == nil {
+		n.Logger = slog.Default()
+	}
+	return n, nil
+}

@@ -1,0 +1,145 @@
+package worker
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"github.com/pgq/pgq/db"
+)
+
+// fetcher is the claim loop. It claims up to the number of free slots in
+// one statement when woken (NOTIFY for one of its queues, a rescue, a
+// retry written), when slots free up after a full batch (the backlog is
+// not drained), and on the poll timer. After a partial batch it asks when
+// the next waiting job becomes runnable and sleeps until then (at most
+// PollInterval).
+type fetcher struct {
+	service
+	w       *Worker
+	wakeCh  chan struct{}
+	freedCh chan struct{}
+	drained chan struct{} // closed in Burst mode when nothing is left
+}
+
+func newFetcher(w *Worker) *fetcher {
+	return &fetcher{
+		w:       w,
+		wakeCh:  make(chan struct{}, 1),
+		freedCh: make(chan struct{}, 1),
+		drained: make(chan struct{}),
+	}
+}
+
+// Start starts the loop; its first fetch is immediate.
+func (f *fetcher) Start(ctx context.Context) { f.start(ctx, f.run) }
+
+// Stop stops claiming and waits for the loop to return. Jobs already
+// claimed keep running.
+func (f *fetcher) Stop() { f.stop() }
+
+// wake asks for a fetch now.
+func (f *fetcher) wake() {
+	select {
+	case f.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// slotFreed tells the loop a slot is free.
+func (f *fetcher) slotFreed() {
+	select {
+	case f.freedCh <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fetcher) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	more := false // the last claim was full: the backlog may hold more
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wakeCh:
+		case <-timer.C:
+		case <-f.freedCh:
+			if !more && !(f.w.cfg.Burst && f.w.slots.Load() == 0) {
+				continue
+			}
+		}
+		var next time.Duration
+		next, more = f.fetch(ctx)
+		if next < 0 {
+			return // burst mode is done
+		}
+		timer.Reset(next)
+	}
+}
+
+// fetch claims until the slots are full or the queues have nothing
+// runnable. It returns when to poll next (negative: burst mode is done)
+// and whether the backlog may hold more.
+func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
+	w := f.w
+	for {
+		free := w.cfg.Concurrency - int(w.slots.Load())
+		if free <= 0 {
+			return w.cfg.PollInterval, true
+		}
+		n, err := f.claim(ctx, free)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("claim jobs failed; retrying", "error", err, "queues", w.cfg.Queues)
+			}
+			return min(w.cfg.PollInterval, time.Second), false
+		}
+		if n == free {
+			continue // a full batch: the backlog may hold more
+		}
+		if w.cfg.Burst && n == 0 && w.slots.Load() == 0 {
+			// Retries written by the last batch may be runnable at once:
+			// write every outcome, then look once more.
+			w.completer.flushNow(ctx)
+			if n, err = f.claim(ctx, free); err == nil && n == 0 && w.slots.Load() == 0 {
+				close(f.drained)
+				return -1, false
+			}
+			continue
+		}
+		return f.untilNext(ctx), false
+	}
+}
+
+// claim claims up to n jobs and starts them.
+func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
+	w := f.w
+	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: w.cfg.Queues, MaxJobs: int32(n)})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rows {
+		e := w.newExecution(r)
+		w.slots.Add(1)
+		w.execWG.Add(1)
+		go w.execute(e)
+	}
+	return len(rows), nil
+}
+
+// untilNext returns how long to sleep before the next poll: until the
+// earliest waiting job becomes runnable, at most PollInterval.
+func (f *fetcher) untilNext(ctx context.Context) time.Duration {
+	poll := f.w.cfg.PollInterval
+	ms, err := f.w.q.NextRunIn(ctx, f.w.cfg.Queues)
+	if err != nil || math.IsInf(ms, 0) || math.IsNaN(ms) {
+		return poll
+	}
+	if ms <= 0 {
+		// Runnable jobs exist that the claim skipped (locked by another
+		// worker's claim in flight): look again soon.
+		return min(poll, 50*time.Millisecond)
+	}
+	return min(poll, time.Duration(ms*float64(time.Millisecond))+time.Millisecond)
+}

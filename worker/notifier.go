@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgq/pgq/db"
+	"github.com/pgq/pgq/internal/schema"
+)
+
+// notifier holds a dedicated connection that LISTENs on the schema's jobs
+// channel and wakes the fetcher when a job is enqueued to one of the
+// worker's queues (the payload is the queue name). A lost connection is
+// re-made with capped exponential backoff; after each (re)connect the
+// fetcher is woken, since wake-ups sent while nobody listened are lost.
+type notifier struct {
+	service
+	w         *Worker
+	ready     chan struct{} // closed after the first LISTEN attempt
+	readyOnce sync.Once
+}
+
+func newNotifier(w *Worker) *notifier {
+	return &notifier{w: w, ready: make(chan struct{})}
+}
+
+// Start starts listening.
+func (n *notifier) Start(ctx context.Context) {
+	if !n.start(ctx, n.run) {
+		n.markReady()
+	}
+}
+
+// Stop closes the connection and waits for the loop.
+func (n *notifier) Stop() {
+	n.stop()
+	n.markReady()
+}
+
+func (n *notifier) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
+
+const (
+	listenBackoffMin = 100 * time.Millisecond
+	listenBackoffMax = 5 * time.Second
+)
+
+func (n *notifier) run(ctx context.Context) {
+	backoff := listenBackoffMin
+	for {
+		connected, err := n.session(ctx)
+		n.markReady()
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			backoff = listenBackoffMin
+		}
+		n.w.log.Warn("LISTEN connection lost; polling until it is back", "error", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, listenBackoffMax)
+	}
+}
+
+// session connects, listens and forwards wake-ups until the connection
+// fails or ctx ends.
+func (n *notifier) session(ctx context.Context) (connected bool, err error) {
+	w := n.w
+	conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
+	if err := db.New(schema.Wrap(w.cfg.Schema, conn)).ListenJobs(ctx); err != nil {
+		return false, err
+	}
+	n.markReady()
+	w.fetcher.wake()
+	for {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return true, err
+		}
+		if w.queues[note.Payload] {
+			w.fetcher.wake()
+		}
+	}
+}

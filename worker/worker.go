@@ -1,0 +1,229 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgq/pgq/db"
+	"github.com/pgq/pgq/internal/schema"
+	"github.com/pgq/pgq/queue"
+)
+
+// Worker runs jobs from one or more queues. Make one with New and call
+// Run; a Worker runs once.
+type Worker struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	q      *db.Queries
+	tasks  map[string]*task
+	queues map[string]bool
+	log    *slog.Logger
+
+	ran atomic.Bool
+
+	// slots counts claimed jobs whose outcome has not been handed to the
+	// completer yet. Only the fetcher adds; executions subtract.
+	slots    atomic.Int64
+	resolved chan struct{} // a slot was given back (shutdown waits on it)
+	execWG   sync.WaitGroup
+	jobsCtx  context.Context // parent of every handler's context
+	stopJobs context.CancelCauseFunc
+
+	notifier   *notifier
+	fetcher    *fetcher
+	completer  *completer
+	heartbeat  *heartbeat
+	maintainer *maintainer
+}
+
+// New returns a worker that takes jobs for the tasks in reg from pool. It
+// checks cfg (a nil cfg means all defaults) but does not touch the
+// database. Tasks registered in reg after New are not seen by the worker.
+func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
+	if pool == nil {
+		return nil, errors.New("worker.New: pool is nil")
+	}
+	if reg == nil {
+		return nil, errors.New("worker.New: registry is nil")
+	}
+	c, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:      c,
+		pool:     pool,
+		q:        db.New(schema.Wrap(c.Schema, pool)),
+		tasks:    reg.snapshot(),
+		queues:   map[string]bool{},
+		log:      c.Logger.With("worker_id", c.WorkerID),
+		resolved: make(chan struct{}, 1),
+	}
+	for _, q := range c.Queues {
+		w.queues[q] = true
+	}
+	w.jobsCtx, w.stopJobs = context.WithCancelCause(context.Background())
+	w.notifier = newNotifier(w)
+	w.fetcher = newFetcher(w)
+	w.completer = newCompleter(w)
+	w.heartbeat = &heartbeat{w: w}
+	w.maintainer = &maintainer{w: w}
+	return w, nil
+}
+
+// ID returns the worker's id, as stored in jobs.worker_id.
+func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// Run registers the worker, takes and runs jobs until ctx ends (or, in
+// Burst mode, until nothing is left to run), then shuts down in this
+// order: stop claiming; let running jobs finish within ShutdownTimeout;
+// cancel the rest and give them CancelGrace; write every outcome; hand
+// the jobs still held back to their queues without using up an attempt;
+// stop the heartbeat and remove the worker's row.
+//
+// Run returns nil after a clean shutdown, and an error when the worker
+// could not start (the schema is not migrated, the database is
+// unreachable) or could not hand its jobs back (they are then rescued
+// once its heartbeat expires).
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.ran.CompareAndSwap(false, true) {
+		return errors.New("worker: Run was called twice; make a new Worker")
+	}
+	defer w.stopJobs(ErrShutdown)
+	if err := w.register(ctx); err != nil {
+		return err
+	}
+	w.log.Info("worker started", "queues", w.cfg.Queues, "concurrency", w.cfg.Concurrency, "tasks", len(w.tasks), "schema", w.cfg.Schema)
+
+	bg := context.WithoutCancel(ctx)
+	w.heartbeat.Start(bg)
+	w.completer.Start(bg)
+	w.maintainer.Start(bg)
+	if !w.cfg.NoListen {
+		w.notifier.Start(bg)
+		// Listen before the first fetch: a job enqueued from now on is seen
+		// either by that fetch or by its wake-up.
+		select {
+		case <-w.notifier.ready:
+		case <-ctx.Done():
+		}
+	}
+	w.fetcher.Start(bg)
+
+	select {
+	case <-ctx.Done():
+	case <-w.fetcher.drained:
+		w.log.Info("burst mode: no runnable jobs left")
+	}
+	return w.shutdown()
+}
+
+// shutdown runs the shutdown order documented on Run.
+func (w *Worker) shutdown() error {
+	start := time.Now()
+	w.fetcher.Stop()
+	w.notifier.Stop()
+	w.maintainer.Stop()
+
+	clean := w.waitSlots(w.cfg.ShutdownTimeout)
+	if !clean {
+		w.log.Warn("shutdown timeout: cancelling running jobs", "running", w.slots.Load(), "timeout", w.cfg.ShutdownTimeout)
+		w.stopJobs(ErrShutdown)
+		clean = w.waitSlots(w.cfg.CancelGrace)
+		if !clean {
+			w.log.Error("handlers ignored cancellation: their jobs go back to the queue while they still run", "running", w.slots.Load(), "grace", w.cfg.CancelGrace)
+		}
+	}
+	if clean {
+		w.execWG.Wait() // every slot is resolved: only returns are left
+	}
+	w.completer.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	released, err := w.q.ReleaseWorkerJobs(ctx, w.cfg.WorkerID)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("hand back running jobs: %w (they are rescued once the heartbeat expires)", err))
+	} else if len(released) > 0 {
+		w.log.Warn("jobs handed back to their queues", "jobs", len(released))
+	}
+	w.heartbeat.Stop()
+	if len(errs) == 0 {
+		if err := w.q.DeleteWorker(ctx, w.cfg.WorkerID); err != nil {
+			errs = append(errs, fmt.Errorf("remove worker row: %w", err))
+		}
+	}
+	w.log.Info("worker stopped", "duration", time.Since(start))
+	return errors.Join(errs...)
+}
+
+// waitSlots waits until no job holds a slot, for at most d.
+func (w *Worker) waitSlots(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for w.slots.Load() > 0 {
+		select {
+		case <-w.resolved:
+		case <-timer.C:
+			return w.slots.Load() == 0
+		}
+	}
+	return true
+}
+
+func (w *Worker) register(ctx context.Context) error {
+	meta, _ := json.Marshal(map[string]any{"tasks": taskNames(w.tasks)})
+	host, _ := os.Hostname()
+	err := w.q.RegisterWorker(ctx, db.RegisterWorkerParams{
+		ID: w.cfg.WorkerID, Host: host, Pid: int32(os.Getpid()),
+		Queues: w.cfg.Queues, Concurrency: int32(w.cfg.Concurrency), Meta: meta,
+	})
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") {
+			return fmt.Errorf("register worker: %w: schema %q has no pgq.workers table; run `pgq migrate up --schema %s` (or migrations.Up) first",
+				queue.ErrNotMigrated, w.cfg.Schema, w.cfg.Schema)
+		}
+		return fmt.Errorf("register worker %s: %w", w.cfg.WorkerID, err)
+	}
+	return nil
+}
+
+// finish hands an attempt's outcome to the completer and frees its slot.
+// Exactly one caller per execution gets here (execution.resolve).
+func (w *Worker) finish(o outcome) {
+	w.completer.add(o)
+	w.slots.Add(-1)
+	select {
+	case w.resolved <- struct{}{}:
+	default:
+	}
+	w.fetcher.slotFreed()
+}
+
+func taskNames(m map[string]*task) []string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	return names
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
