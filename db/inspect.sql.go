@@ -143,6 +143,17 @@ func (q *Queries) QueueStats(ctx context.Context) ([]PgqQueueStat, error) {
 	return items, nil
 }
 
+const schemaExists = `-- name: SchemaExists :one
+SELECT (to_regnamespace($1::text) IS NOT NULL)::boolean AS present
+`
+
+func (q *Queries) SchemaExists(ctx context.Context, name string) (bool, error) {
+	row := q.db.QueryRow(ctx, schemaExists, name)
+	var present bool
+	err := row.Scan(&present)
+	return present, err
+}
+
 const schemaInstalled = `-- name: SchemaInstalled :one
 SELECT (to_regclass('pgq.jobs') IS NOT NULL)::boolean AS installed
 `

@@ -19,3 +19,6 @@ SELECT queue, state, count FROM pgq.queue_stats ORDER BY queue, state;
 -- name: SchemaInstalled :one
 -- Whether the jobs table exists in the configured schema.
 SELECT (to_regclass('pgq.jobs') IS NOT NULL)::boolean AS installed;
+
+-- name: SchemaExists :one
+SELECT (to_regnamespace(@name::text) IS NOT NULL)::boolean AS present;
