@@ -130,26 +130,39 @@ func Server(t testing.TB) *pgserver.Server {
 // pool when the test ends.
 func New(t testing.TB) *DB {
 	t.Helper()
-	url := URL(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	URL(t)
+	db, release, err := Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(release)
+	return db
+}
 
+// Acquire is New for code without a testing.TB, such as Example functions:
+// the caller must call release when done.
+func Acquire(ctx context.Context) (db *DB, release func(), err error) {
+	start()
+	if startErr != nil {
+		return nil, nil, fmt.Errorf("no PostgreSQL for tests: %w", startErr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	name, fresh := takeSchema()
 	if fresh {
 		if err := migrations.Up(ctx, sharedDB, name); err != nil {
-			t.Fatalf("pgtest: migrate schema %s: %v", name, err)
+			return nil, nil, fmt.Errorf("migrate schema %s: %w", name, err)
 		}
 	}
-	t.Cleanup(func() {
+	release = func() {
 		if err := truncate(context.Background(), name); err != nil {
-			t.Logf("pgtest: schema %s not reused: %v", name, err)
-			return
+			return // not reused; dropped with the rest at the end
 		}
 		freeMu.Lock()
 		freeSchemas = append(freeSchemas, name)
 		freeMu.Unlock()
-	})
-	return &DB{Pool: sharedDB, Schema: name, URL: url}
+	}
+	return &DB{Pool: sharedDB, Schema: name, URL: baseURL}, release, nil
 }
 
 func takeSchema() (name string, fresh bool) {
