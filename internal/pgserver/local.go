@@ -35,6 +35,9 @@ type localCluster struct {
 // $PGQ_PG_BIN, the newest /usr/lib/postgresql/*/bin, or initdb on $PATH.
 func BinDir() (string, error) {
 	if d := os.Getenv("PGQ_PG_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("PGQ_PG_BIN is %s, which has no initdb: point it at PostgreSQL's bin directory", d)
+		}
 		return d, nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
