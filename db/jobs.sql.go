@@ -190,12 +190,13 @@ func (q *Queries) NotifyQueues(ctx context.Context, queues []string) error {
 }
 
 const reserveJobIDs = `-- name: ReserveJobIDs :many
-SELECT nextval(seq.name)::bigint AS id
-  FROM (SELECT pg_get_serial_sequence('pgq.jobs', 'id')::regclass AS name) AS seq,
-       generate_series(1, $1::integer)
+SELECT nextval('pgq.jobs_id_seq'::regclass)::bigint AS id
+  FROM generate_series(1, $1::integer)
 `
 
 // Ids for a COPY, which cannot return them; one statement for any count.
+// (The sequence is named literally so that the planner resolves it once;
+// pg_get_serial_sequence() here would be evaluated for every row.)
 func (q *Queries) ReserveJobIDs(ctx context.Context, count int32) ([]int64, error) {
 	rows, err := q.db.Query(ctx, reserveJobIDs, count)
 	if err != nil {

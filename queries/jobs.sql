@@ -59,9 +59,10 @@ INSERT INTO pgq.jobs (
 
 -- name: ReserveJobIDs :many
 -- Ids for a COPY, which cannot return them; one statement for any count.
-SELECT nextval(seq.name)::bigint AS id
-  FROM (SELECT pg_get_serial_sequence('pgq.jobs', 'id')::regclass AS name) AS seq,
-       generate_series(1, @count::integer);
+-- (The sequence is named literally so that the planner resolves it once;
+-- pg_get_serial_sequence() here would be evaluated for every row.)
+SELECT nextval('pgq.jobs_id_seq'::regclass)::bigint AS id
+  FROM generate_series(1, @count::integer);
 
 -- name: NotifyQueues :exec
 -- Wake-ups for the queues a COPY filled (COPY cannot call functions).

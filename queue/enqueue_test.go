@@ -337,15 +337,15 @@ func TestHostileValuesAreStoredAsData(t *testing.T) {
 	require.Equal(t, 1, b.count(t, "true"))
 }
 
-// TestGoRulesMatchDatabase keeps queue/validate.go and the CHECK constraints
-// of pgq.jobs in step: every name is judged the same by both.
-func TestGoRulesMatchDatabase(t *testing.T) {
+// TestGoRulesMatchSQL keeps queue/validate.go and pgq.enqueue() in step:
+// every name is judged the same by both ways in.
+func TestGoRulesMatchSQL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, nil)
 	names := []string{"a", "emails.send", "A_b:c/d-e.f", "_x", "9lives", ".hidden", "-x", "a b", "a;b", "é", "a'b", "",
-		strings.Repeat("a", 100), strings.Repeat("a", 101), strings.Repeat("a", 200), strings.Repeat("a", 201), "a/b", "q:1"}
-	insert := schema.Rewrite(b.db.Schema, "INSERT INTO pgq.jobs (task, queue) VALUES ($1, $2)")
+		strings.Repeat("a", 100), strings.Repeat("a", 101), strings.Repeat("a", 200), strings.Repeat("a", 201), "a/b", "q:1", "a\nb"}
+	enqueue := schema.Rewrite(b.db.Schema, "SELECT pgq.enqueue($1, queue => $2)")
 	for _, n := range names {
 		for _, col := range []string{"task", "queue"} {
 			goErr := queue.ValidateTaskName(n)
@@ -354,12 +354,12 @@ func TestGoRulesMatchDatabase(t *testing.T) {
 				goErr = queue.ValidateQueueName(n)
 				task, q = "t", n
 			}
-			var dbErr error
+			var sqlErr error
 			_ = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
-				_, dbErr = tx.Exec(ctx, insert, task, q)
+				_, sqlErr = tx.Exec(ctx, enqueue, task, q)
 				return errors.New("always roll back")
 			})
-			require.Equal(t, goErr == nil, dbErr == nil, "%s %q: go says %v, database says %v", col, n, goErr, dbErr)
+			require.Equal(t, goErr == nil, sqlErr == nil, "%s %q: go says %v, SQL says %v", col, n, goErr, sqlErr)
 		}
 	}
 }
