@@ -29,22 +29,40 @@ func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, e
 
 // EnqueueManyTx enqueues jobs inside the caller's transaction with COPY:
 // three round trips (reserve ids, COPY, wake the queues) whatever the number
-// of jobs, and one wake-up per queue at commit. Jobs with a unique key cannot go through
-// COPY (it has no ON CONFLICT); they are inserted one statement each. Every job is validated before anything is sent: one invalid job
-// fails the call, naming its index, and leaves tx usable.
+// of jobs, and one wake-up per queue at commit. Jobs with a unique key cannot
+// go through COPY (it has no ON CONFLICT); they are inserted one statement
+// each. One invalid job fails the call, naming its index, and leaves tx
+// usable: nothing is written before every job has been checked.
 //
 // The result is in request order.
 func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) ([]Enqueued, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	q := c.queries(tx)
+
+	// Reserve ids while the jobs are checked and encoded: the query needs
+	// only the count, and the two take about as long (a tenth of a 100k
+	// COPY each). The connection is not used here until it answers.
+	type reserved struct {
+		ids []int64
+		err error
+	}
+	reservation := make(chan reserved, 1)
+	go func() {
+		ids, err := q.ReserveJobIDs(ctx, int32(len(reqs)))
+		reservation <- reserved{ids, err}
+	}()
+
 	now := time.Now()
 	jobs := make([]prepared, len(reqs))
 	var plain, unique []int // indexes into reqs
+	var invalid error
 	for i, r := range reqs {
 		p, err := c.prepare(r.Args, r.Options, now)
 		if err != nil {
-			return nil, fmt.Errorf("job %d of %d: %w", i, len(reqs), err)
+			invalid = fmt.Errorf("job %d of %d: %w", i, len(reqs), err)
+			break
 		}
 		jobs[i] = p
 		if p.uniqueKey == nil {
@@ -53,11 +71,17 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 			unique = append(unique, i)
 		}
 	}
+	r := <-reservation
+	if invalid != nil {
+		return nil, invalid // only sequence values were used up
+	}
+	if r.err != nil {
+		return nil, dbError(c.schema, "reserve job ids", r.err)
+	}
 
 	out := make([]Enqueued, len(reqs))
-	q := c.queries(tx)
 	if len(plain) > 0 {
-		if err := c.copyJobs(ctx, q, now, jobs, plain, out); err != nil {
+		if err := c.copyJobs(ctx, q, now, r.ids, jobs, plain, out); err != nil {
 			return nil, err
 		}
 	}
@@ -69,11 +93,8 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 	return out, nil
 }
 
-func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, jobs []prepared, idx []int, out []Enqueued) error {
-	ids, err := q.ReserveJobIDs(ctx, int32(len(idx)))
-	if err != nil {
-		return dbError(c.schema, "reserve job ids", err)
-	}
+// copyJobs sends the jobs at idx with COPY, using the reserved ids.
+func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids []int64, jobs []prepared, idx []int, out []Enqueued) error {
 	rows := make([]db.CopyJobsParams, len(idx))
 	for k, i := range idx {
 		p := jobs[i]
