@@ -15,17 +15,22 @@ const claimJobs = `-- name: ClaimJobs :many
 
 UPDATE pgq.jobs AS j
    SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $1::text
-  FROM (
-        SELECT w.id
-          FROM pgq.jobs AS w
-         WHERE w.state IN ('scheduled', 'available', 'retrying')
-           AND w.queue = ANY ($2::text[])
-           AND w.run_at <= now()
-         ORDER BY w.priority DESC, w.run_at, w.id
+ WHERE j.id = ANY (ARRAY(
+        SELECT c.id
+          FROM unnest($2::text[]) AS q
+         CROSS JOIN LATERAL (
+               SELECT w.id, w.priority, w.run_at
+                 FROM pgq.jobs AS w
+                WHERE w.queue = q
+                  AND w.state IN ('scheduled', 'available', 'retrying')
+                  AND w.run_at <= now()
+                ORDER BY w.priority DESC, w.run_at, w.id
+                LIMIT $3::integer
+                  FOR UPDATE SKIP LOCKED
+               ) AS c
+         ORDER BY c.priority DESC, c.run_at, c.id
          LIMIT $3::integer
-           FOR UPDATE SKIP LOCKED
-       ) AS picked
- WHERE j.id = picked.id
+       ))
 RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
           j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
           j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
@@ -65,7 +70,13 @@ type ClaimJobsRow struct {
 // The hot path: one statement claims up to max_jobs runnable jobs of the
 // given queues, highest priority first, then oldest run_at. SKIP LOCKED lets
 // any number of workers claim side by side without waiting on each other.
-// The inner SELECT walks jobs_fetch_idx (partial over waiting jobs).
+//
+// Each queue is read by its own ordered walk of jobs_fetch_idx (queue,
+// priority DESC, run_at, id), and the per-queue candidates are merged: a
+// plain "queue = ANY(...)" cannot use the index order and sorts every
+// waiting job instead. With several queues this locks up to max_jobs rows
+// per queue for the length of the statement and updates max_jobs of them.
+// The ARRAY(...) makes the update find its rows by primary key.
 func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJobsRow, error) {
 	rows, err := q.db.Query(ctx, claimJobs, arg.WorkerID, arg.Queues, arg.MaxJobs)
 	if err != nil {
@@ -139,32 +150,45 @@ func (q *Queries) CompleteJob(ctx context.Context, arg CompleteJobParams) (int64
 const completeJobs = `-- name: CompleteJobs :many
 UPDATE pgq.jobs AS j
    SET state = 'succeeded', finished_at = now(), result = u.result
-  FROM (SELECT unnest($2::bigint[]) AS id, unnest($3::integer[]) AS attempt,
-               unnest($4::jsonb[]) AS result) AS u
+  FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::integer[]) AS attempt,
+               unnest($3::jsonb[]) AS result,
+               $4::text AS worker_id, 'running'::text AS state
+        OFFSET 0) AS u
  WHERE j.id = u.id
-   AND j.state = 'running'
-   AND j.worker_id = $1::text
+   AND j.state = u.state
+   AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id
 `
 
 type CompleteJobsParams struct {
-	WorkerID string
 	Ids      []int64
 	Attempts []int32
 	Results  []json.RawMessage
+	WorkerID string
 }
 
-// Batched success (arrays of equal length, unnested in step): one statement for every job that finished well since the
-// last batch. The guard (still running, held by this worker, same attempt)
-// makes a late write from a worker that lost the job a no-op; the ids that
-// come back are the jobs actually completed.
+// Batched success (arrays of equal length, unnested in step): one statement
+// for every job that finished well since the last batch. The guard (still
+// running, held by this worker, same attempt) makes a late write from a
+// worker that lost the job a no-op; the ids that come back are the jobs
+// actually completed.
+//
+// The plan must be "for each id, look the row up by primary key". The
+// batch is therefore a subquery behind an optimisation fence (OFFSET 0)
+// and every guard is a join condition against it: written as filters on
+// pgq.jobs, the planner estimates them from statistics that may say "no
+// job of this worker is running" (they were gathered before it started),
+// drives the join from pgq.jobs and re-reads the whole batch for each of
+// its rows, or walks jobs_running_idx, which is full of dead entries
+// until VACUUM because every job passes through 'running'. (FinishJobs
+// below is written the same way.)
 func (q *Queries) CompleteJobs(ctx context.Context, arg CompleteJobsParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, completeJobs,
-		arg.WorkerID,
 		arg.Ids,
 		arg.Attempts,
 		arg.Results,
+		arg.WorkerID,
 	)
 	if err != nil {
 		return nil, err
@@ -223,31 +247,32 @@ func (q *Queries) DeleteWorker(ctx context.Context, id string) error {
 
 const finishJobs = `-- name: FinishJobs :many
 UPDATE pgq.jobs AS j
-   SET state = u.state,
+   SET state = u.new_state,
        attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
-       run_at = CASE WHEN u.state IN ('retrying', 'scheduled', 'available')
+       run_at = CASE WHEN u.new_state IN ('retrying', 'scheduled', 'available')
                      THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
                      ELSE j.run_at END,
-       finished_at = CASE WHEN u.state IN ('failed', 'cancelled') THEN now() END,
-       started_at = CASE WHEN u.state = 'available' THEN NULL ELSE j.started_at END,
-       worker_id = CASE WHEN u.state = 'available' THEN NULL ELSE j.worker_id END,
+       finished_at = CASE WHEN u.new_state IN ('failed', 'cancelled') THEN now() END,
+       started_at = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.started_at END,
+       worker_id = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.worker_id END,
        errors = CASE WHEN u.error = '' THEN j.errors
                      ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
                 END
-  FROM (SELECT unnest($2::bigint[]) AS id, unnest($3::integer[]) AS attempt,
-               unnest($4::text[]) AS state, unnest($5::bigint[]) AS delay_ms,
-               unnest($6::text[]) AS error, unnest($7::text[]) AS stack,
-               unnest($8::boolean[]) AS refund) AS u
+  FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::integer[]) AS attempt,
+               unnest($3::text[]) AS new_state, unnest($4::bigint[]) AS delay_ms,
+               unnest($5::text[]) AS error, unnest($6::text[]) AS stack,
+               unnest($7::boolean[]) AS refund,
+               $8::text AS worker_id, 'running'::text AS state
+        OFFSET 0) AS u
  WHERE j.id = u.id
-   AND j.state = 'running'
-   AND j.worker_id = $1::text
+   AND j.state = u.state
+   AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id, j.state
 `
 
 type FinishJobsParams struct {
-	WorkerID string
 	Ids      []int64
 	Attempts []int32
 	States   []string
@@ -255,6 +280,7 @@ type FinishJobsParams struct {
 	Errors   []string
 	Stacks   []string
 	Refunds  []bool
+	WorkerID string
 }
 
 type FinishJobsRow struct {
@@ -268,7 +294,6 @@ type FinishJobsRow struct {
 // the job's error history as {attempt, at, error, stack}.
 func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]FinishJobsRow, error) {
 	rows, err := q.db.Query(ctx, finishJobs,
-		arg.WorkerID,
 		arg.Ids,
 		arg.Attempts,
 		arg.States,
@@ -276,6 +301,7 @@ func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]Finis
 		arg.Errors,
 		arg.Stacks,
 		arg.Refunds,
+		arg.WorkerID,
 	)
 	if err != nil {
 		return nil, err

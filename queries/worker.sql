@@ -44,23 +44,30 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
    AND queue = ANY (@queues::text[]);
 
 -- name: CompleteJobs :many
--- Batched success (arrays of equal length, unnested in step): one statement for every job that finished well since the
--- last batch. The guard (still running, held by this worker, same attempt)
--- makes a late write from a worker that lost the job a no-op; the ids that
--- come back are the jobs actually completed.
+-- Batched success (arrays of equal length, unnested in step): one statement
+-- for every job that finished well since the last batch. The guard (still
+-- running, held by this worker, same attempt) makes a late write from a
+-- worker that lost the job a no-op; the ids that come back are the jobs
+-- actually completed.
 --
--- The state test is written so that it cannot match the predicate of
--- jobs_running_idx: every job passes through 'running', so that index is
--- full of dead entries until VACUUM, and a planner that walks it for this
--- worker's rows (its statistics say "few running jobs") visits every job
--- the worker ever ran. The rows are found by primary key instead.
+-- The plan must be "for each id, look the row up by primary key". The
+-- batch is therefore a subquery behind an optimisation fence (OFFSET 0)
+-- and every guard is a join condition against it: written as filters on
+-- pgq.jobs, the planner estimates them from statistics that may say "no
+-- job of this worker is running" (they were gathered before it started),
+-- drives the join from pgq.jobs and re-reads the whole batch for each of
+-- its rows, or walks jobs_running_idx, which is full of dead entries
+-- until VACUUM because every job passes through 'running'. (FinishJobs
+-- below is written the same way.)
 UPDATE pgq.jobs AS j
    SET state = 'succeeded', finished_at = now(), result = u.result
   FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@attempts::integer[]) AS attempt,
-               unnest(@results::jsonb[]) AS result) AS u
+               unnest(@results::jsonb[]) AS result,
+               @worker_id::text AS worker_id, 'running'::text AS state
+        OFFSET 0) AS u
  WHERE j.id = u.id
-   AND j.state || '' = 'running' -- opaque to the planner on purpose: see below
-   AND j.worker_id = @worker_id::text
+   AND j.state = u.state
+   AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id;
 
@@ -70,25 +77,27 @@ RETURNING j.id;
 -- hand-backs (available, attempt refunded). A non-empty error is appended to
 -- the job's error history as {attempt, at, error, stack}.
 UPDATE pgq.jobs AS j
-   SET state = u.state,
+   SET state = u.new_state,
        attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
-       run_at = CASE WHEN u.state IN ('retrying', 'scheduled', 'available')
+       run_at = CASE WHEN u.new_state IN ('retrying', 'scheduled', 'available')
                      THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
                      ELSE j.run_at END,
-       finished_at = CASE WHEN u.state IN ('failed', 'cancelled') THEN now() END,
-       started_at = CASE WHEN u.state = 'available' THEN NULL ELSE j.started_at END,
-       worker_id = CASE WHEN u.state = 'available' THEN NULL ELSE j.worker_id END,
+       finished_at = CASE WHEN u.new_state IN ('failed', 'cancelled') THEN now() END,
+       started_at = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.started_at END,
+       worker_id = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.worker_id END,
        errors = CASE WHEN u.error = '' THEN j.errors
                      ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
                 END
   FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@attempts::integer[]) AS attempt,
-               unnest(@states::text[]) AS state, unnest(@delays_ms::bigint[]) AS delay_ms,
+               unnest(@states::text[]) AS new_state, unnest(@delays_ms::bigint[]) AS delay_ms,
                unnest(@errors::text[]) AS error, unnest(@stacks::text[]) AS stack,
-               unnest(@refunds::boolean[]) AS refund) AS u
+               unnest(@refunds::boolean[]) AS refund,
+               @worker_id::text AS worker_id, 'running'::text AS state
+        OFFSET 0) AS u
  WHERE j.id = u.id
-   AND j.state || '' = 'running' -- opaque to the planner on purpose: see below
-   AND j.worker_id = @worker_id::text
+   AND j.state = u.state
+   AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id, j.state;
 

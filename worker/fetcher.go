@@ -54,10 +54,20 @@ func (f *fetcher) slotFreed() {
 	}
 }
 
+// fetchCooldown is the longest a freed slot waits for others to free up,
+// so that a busy worker claims in batches rather than one job at a time.
+const fetchCooldown = 2 * time.Millisecond
+
 func (f *fetcher) run(ctx context.Context) {
+	w := f.w
+	// While the backlog is not drained, claim once a quarter of the slots
+	// is free (or fetchCooldown after the first one): each claim costs a
+	// round trip and a walk of the index, so batches pay off.
+	threshold := max(1, w.cfg.Concurrency/4)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	more := false // the last claim was full: the backlog may hold more
+	soon := false // the timer is armed for fetchCooldown
 	for {
 		select {
 		case <-ctx.Done():
@@ -65,10 +75,19 @@ func (f *fetcher) run(ctx context.Context) {
 		case <-f.wakeCh:
 		case <-timer.C:
 		case <-f.freedCh:
-			if !more && !(f.w.cfg.Burst && f.w.slots.Load() == 0) {
+			idle := w.cfg.Burst && w.slots.Load() == 0
+			if !more && !idle {
+				continue
+			}
+			if free := w.cfg.Concurrency - int(w.slots.Load()); free < threshold && !idle {
+				if !soon {
+					soon = true
+					timer.Reset(fetchCooldown)
+				}
 				continue
 			}
 		}
+		soon = false
 		var next time.Duration
 		next, more = f.fetch(ctx)
 		if next < 0 {

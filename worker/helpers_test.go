@@ -41,11 +41,13 @@ type bundle struct {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
-	d := pgtest.New(t)
+	d := newDB(t)
 	c, err := queue.NewClient(d.Pool, &queue.Config{Schema: d.Schema})
 	require.NoError(t, err)
 	return &bundle{db: d, client: c, reg: worker.NewRegistry(), events: newEventLog()}
 }
+
+func newDB(tb testing.TB) *pgtest.DB { return pgtest.New(tb) }
 
 func testLogger() *slog.Logger {
 	if os.Getenv("PGQ_TEST_LOG") != "" {
