@@ -1,0 +1,123 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgq/pgq/internal/pgtest"
+	"github.com/pgq/pgq/queue"
+	"github.com/pgq/pgq/worker"
+)
+
+// TestWorkerSurvivesSIGKILL enqueues 2,000 jobs, kills the worker process
+// with SIGKILL while it holds some of them, starts a new one and checks
+// that every job ends succeeded: the jobs of the dead worker are rescued
+// once its heartbeat expires.
+func TestWorkerSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a worker binary")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	bin := buildWorker(t)
+
+	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
+	require.NoError(t, err)
+	const total = 2000
+	reqs := make([]queue.Request, total)
+	for i := range reqs {
+		reqs[i] = queue.Request{Args: worker.SleepArgs{Seconds: 0.01}}
+	}
+	_, err = client.EnqueueMany(ctx, reqs)
+	require.NoError(t, err)
+
+	args := []string{"-database-url", db.URL, "-schema", db.Schema, "-concurrency", "50",
+		"-rescue-after", "2s", "-heartbeat", "500ms", "-maintenance", "200ms"}
+	first := startWorker(t, bin, args...)
+	// Kill it while it holds jobs, after some have finished.
+	require.Eventually(t, func() bool {
+		return count(t, db, queue.StateSucceeded) >= total/4 && count(t, db, queue.StateRunning) > 0
+	}, time.Minute, 10*time.Millisecond)
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	held := count(t, db, queue.StateRunning)
+	require.Positive(t, held, "the killed worker held jobs")
+	t.Logf("killed the worker holding %d running jobs; %d succeeded so far", held, count(t, db, queue.StateSucceeded))
+
+	second := startWorker(t, bin, args...)
+	require.Eventually(t, func() bool { return count(t, db, queue.StateSucceeded) == total }, 2*time.Minute, 50*time.Millisecond,
+		"every job ends succeeded")
+	require.NoError(t, second.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, second.Wait(), "a SIGTERM is a clean stop")
+
+	var rescued int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".jobs WHERE jsonb_array_length(errors) > 0").Scan(&rescued))
+	// A statement the dead process sent just before the kill may still
+	// commit (its backend finishes it), so fewer than held may need rescue.
+	require.Positive(t, rescued, "jobs of the dead worker were rescued, with the reason recorded")
+	require.LessOrEqual(t, rescued, held)
+	var wrong int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".jobs WHERE jsonb_array_length(errors) > 0 AND errors->0->>'error' NOT LIKE '%stopped sending heartbeats%'").Scan(&wrong))
+	require.Zero(t, wrong, "no job failed for another reason")
+	var workers int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".workers").Scan(&workers))
+	require.Zero(t, workers, "the dead worker's row was removed and the live one removed its own")
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildOut  []byte
+)
+
+func buildWorker(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pgq-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "worker")
+		cmd := exec.Command("go", "build", "-o", binPath, "../examples/worker")
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	require.NoError(t, buildErr, "build examples/worker: %s", buildOut)
+	return binPath
+}
+
+func startWorker(t *testing.T, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("worker %d output:\n%s", cmd.Process.Pid, logs.String())
+		}
+	})
+	return cmd
+}
+
+func count(t *testing.T, db *pgtest.DB, state string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM "+db.Schema+".jobs WHERE state = $1", state).Scan(&n))
+	return n
+}
