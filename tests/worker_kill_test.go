@@ -62,10 +62,14 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 
 	var rescued int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".jobs WHERE jsonb_array_length(errors) > 0").Scan(&rescued))
-	// A statement the dead process sent just before the kill may still
-	// commit (its backend finishes it), so fewer than held may need rescue.
+	// Statements the dead process sent just before the kill (a claim, a
+	// completion) may still commit, as their backends finish them, so the
+	// number rescued differs a little from the number counted above.
 	require.Positive(t, rescued, "jobs of the dead worker were rescued, with the reason recorded")
-	require.LessOrEqual(t, rescued, held)
+	t.Logf("%d jobs rescued", rescued)
+	var maxAttempt int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max(attempt) FROM "+db.Schema+".jobs").Scan(&maxAttempt))
+	require.LessOrEqual(t, maxAttempt, 2, "a job ran at most twice: once in the dead worker, once after rescue")
 	var wrong int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".jobs WHERE jsonb_array_length(errors) > 0 AND errors->0->>'error' NOT LIKE '%stopped sending heartbeats%'").Scan(&wrong))
 	require.Zero(t, wrong, "no job failed for another reason")

@@ -1,0 +1,93 @@
+// Package worker is pgq's consumer side: a task registry, and a Worker
+// that claims jobs from PostgreSQL, runs their handlers with limits,
+// writes their outcomes in batches, heartbeats, rescues the jobs of dead
+// workers and shuts down without losing any.
+//
+// # Use
+//
+//	reg := worker.NewRegistry()
+//	worker.Register(reg, func(ctx context.Context, job *worker.Job[SendEmail]) (any, error) {
+//		return nil, mailer.Send(ctx, job.Args.To, job.Args.Subject)
+//	}, &worker.TaskOptions{TimeLimit: time.Minute})
+//
+//	w, err := worker.New(pool, reg, &worker.Config{Queues: []string{"default", "emails"}})
+//	if err != nil {
+//		return err
+//	}
+//	return w.Run(ctx) // until ctx ends; then a graceful shutdown
+//
+// A handler returns a result (stored as JSON in jobs.result) or an error.
+// Plain errors are retried with exponential backoff and jitter until the
+// job's retries are used up; Retry(after), Snooze(d) and Permanent(err)
+// override that. Panics, time limits, unknown tasks and undecodable args
+// all end as a readable entry in the job's error history, never as a
+// crashed worker. CompleteTx finishes a job inside the handler's own
+// transaction, for exactly-once effects.
+//
+// # Claiming
+//
+// One statement claims up to the number of free slots: for each queue an
+// ordered walk of jobs_fetch_idx (partial over waiting jobs) with FOR
+// UPDATE SKIP LOCKED, merged by priority and run_at, and the chosen rows
+// set running by primary key. Workers never wait for each other's locks.
+// The fetcher claims when LISTEN delivers a wake-up for one of its queues,
+// again at once after a full batch, when a quarter of the slots frees up
+// (or 2 ms after the first one) while a backlog remains, and on a poll
+// timer as a fallback: NOTIFY is lost while the listening connection is
+// down, and unavailable behind pgbouncer in transaction mode (NoListen).
+// After a partial batch it asks when the next waiting job becomes due and
+// sleeps until then, so a countdown or a retry runs on time without a
+// short poll interval.
+//
+// # Completing
+//
+// A slot is freed as soon as its handler returns; the outcome goes to the
+// completer, which collects outcomes for CompletionDelay (or while its
+// previous write runs) and writes them with one statement for successes
+// and one for everything else (retry, failure, snooze, expiry, hand-back),
+// each taking arrays and unnesting them. Each row is guarded by "still
+// running, held by this worker, same attempt": a worker that lost a job
+// (its heartbeat expired and the job was rescued) cannot overwrite the
+// new attempt. Config.OnEvent is called only after the row is written, so
+// nothing is reported succeeded before the database says so. If the
+// database is unreachable, writes are retried and the completer's queue
+// fills, which stops the claiming: backpressure, not memory growth.
+//
+// Both statements are written so that their plan is one primary-key
+// lookup per id whatever the table statistics say; see the comments in
+// queries/worker.sql for the two plans they avoid.
+//
+// # Time limits
+//
+// A hard limit cancels the handler's context at the deadline with cause
+// ErrTimeLimit. A handler that ignores its context keeps running, but
+// CancelGrace later its slot is taken back and the attempt recorded as
+// failed; whatever it returns after that is dropped. A soft limit closes
+// the channel returned by Job.SoftLimit.
+//
+// # Heartbeats and rescue
+//
+// A worker inserts its row in pgq.workers before its first claim and
+// refreshes heartbeat_at every HeartbeatInterval. Every worker runs the
+// maintenance loop, but each round first takes a transaction-scoped
+// advisory lock keyed by the schema (hashtext("<schema>.maintenance")):
+// one leader per round, and a leader that dies releases the lock with its
+// connection, so no election state survives it. The leader hands jobs
+// that are running under a worker whose heartbeat is older than
+// RescueAfter (or that has no row) back to their queue, or fails them
+// when their attempts are used up, recording why; it then deletes the
+// rows of dead workers that hold nothing. A job must also have started
+// more than RescueAfter ago, so a worker that re-registers after a long
+// pause does not lose the jobs it claimed since. A worker that finds its
+// own row gone (it was presumed dead) registers again and logs that its
+// jobs may run twice: delivery is at least once.
+//
+// # Shutdown
+//
+// When Run's context ends: stop claiming and listening; let running jobs
+// finish for up to ShutdownTimeout; cancel the rest (cause ErrShutdown)
+// and give them CancelGrace; write every outcome (a job interrupted by the
+// shutdown goes back to available without using up an attempt); hand any
+// job still held back the same way; stop the heartbeat and delete the
+// worker's row. No job is left running under a worker that has stopped.
+package worker
