@@ -178,28 +178,3 @@ func (l *eventLog) wait(t *testing.T, match func(worker.Event) bool) worker.Even
 		}
 	}
 }
-
-// count waits until n events match.
-func (l *eventLog) count(t *testing.T, n int, match func(worker.Event) bool) {
-	t.Helper()
-	deadline := time.After(waitTimeout)
-	for {
-		l.mu.Lock()
-		c := 0
-		for _, e := range l.events {
-			if match(e) {
-				c++
-			}
-		}
-		changed := l.changed
-		l.mu.Unlock()
-		if c >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			t.Fatalf("%d of %d matching events within %s", c, n, waitTimeout)
-		}
-	}
-}
