@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pgq/pgq/worker"
 )
 
 // Environment variables read by the global flags, in the order they are
@@ -29,8 +31,14 @@ type Options struct {
 	// environment.
 	Getenv func(string) string
 	// Logger receives diagnostics. Nil means a text logger on the
-	// command's error stream, at warning level unless --verbose is given.
+	// command's error stream, at warning level unless --verbose is given
+	// (info level for `pgq worker`).
 	Logger *slog.Logger
+	// Registry holds the tasks `pgq worker` runs. Nil means pgq's built-in
+	// diagnostic tasks only; a program that passes its own registry gets
+	// the whole command set with its tasks compiled in (the built-ins are
+	// added to it unless it has them).
+	Registry *worker.Registry
 }
 
 // app is the state shared by every command of one execution: the options,
@@ -96,6 +104,7 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newEnqueueCmd(a),
 		newInspectCmd(a),
 		newDemoCmd(a),
+		newWorkerCmd(a),
 	)
 	return root
 }

@@ -57,18 +57,14 @@ func (a *app) schemaExplicit() bool {
 	return (f != nil && f.Changed) || a.getenv(EnvSchema) != ""
 }
 
-// connect opens a small pool to the configured database and checks that
-// the server answers. The caller closes the pool.
-func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
-	u, ok := a.databaseURL()
-	if !ok {
-		return nil, errNoDatabaseURL
-	}
-	return a.connectURL(ctx, u)
+// connectURL opens a small pool to the database at u and checks that the
+// server answers. The caller closes the pool.
+func (a *app) connectURL(ctx context.Context, u string) (*pgxpool.Pool, error) {
+	return a.connectURLSized(ctx, u, 4)
 }
 
-// connectURL is connect for a given URL.
-func (a *app) connectURL(ctx context.Context, u string) (*pgxpool.Pool, error) {
+// connectURLSized is connectURL with a pool of at most maxConns connections.
+func (a *app) connectURLSized(ctx context.Context, u string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(u)
 	if err != nil {
 		// pgx redacts the password in this message.
@@ -77,7 +73,7 @@ func (a *app) connectURL(ctx context.Context, u string) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeoutDefault
 	}
-	cfg.MaxConns = 4
+	cfg.MaxConns = maxConns
 	where := serverAddr(cfg.ConnConfig.Config)
 	a.logger().Debug("connecting", "server", where, "database", cfg.ConnConfig.Database, "user", cfg.ConnConfig.User)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -108,11 +104,25 @@ func (s *session) Close() { s.pool.Close() }
 // installed, so that commands fail with "run `pgq migrate up`" rather than
 // a driver error.
 func (a *app) open(ctx context.Context, migrated bool) (*session, error) {
+	return a.openPool(ctx, migrated, 4)
+}
+
+// openSized opens a session on a migrated schema with a pool of at most
+// maxConns connections (a worker needs more than a one-shot command).
+func (a *app) openSized(ctx context.Context, maxConns int32) (*session, error) {
+	return a.openPool(ctx, true, maxConns)
+}
+
+func (a *app) openPool(ctx context.Context, migrated bool, maxConns int32) (*session, error) {
 	name, err := a.schemaName()
 	if err != nil {
 		return nil, err
 	}
-	pool, err := a.connect(ctx)
+	u, ok := a.databaseURL()
+	if !ok {
+		return nil, errNoDatabaseURL
+	}
+	pool, err := a.connectURLSized(ctx, u, maxConns)
 	if err != nil {
 		return nil, err
 	}
