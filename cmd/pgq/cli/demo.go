@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +15,7 @@ import (
 	"github.com/pgq/pgq/internal/schema"
 	"github.com/pgq/pgq/migrations"
 	"github.com/pgq/pgq/queue"
+	"github.com/pgq/pgq/worker"
 )
 
 // DemoSchemaDefault is the schema `pgq demo` uses in a database it was
@@ -29,6 +32,9 @@ type demo struct {
 	url    string // the database, as the user can reach it
 	schema string
 	s      *session
+	log    *slog.Logger
+	// retried is the id of the example job whose first attempt fails.
+	retried int64
 }
 
 // demoStep is one stage of the demo. Later stages (workers, the dashboard)
@@ -45,6 +51,9 @@ func demoSteps() []demoStep {
 		{"Newest jobs (pgq inspect jobs)", (*demo).showJobs},
 		{fmt.Sprintf("Enqueuing %d jobs in one COPY", demoBulkJobs), (*demo).enqueueBulk},
 		{"Queues (pgq inspect queues)", (*demo).showQueues},
+		{"Running a worker until the queues are empty (pgq worker --burst)", (*demo).work},
+		{"Queues afterwards", (*demo).showQueues},
+		{"The job that was retried (pgq inspect job)", (*demo).showRetried},
 	}
 }
 
@@ -106,11 +115,12 @@ func (a *app) runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	d.url = u
 
-	pool, err := a.connectURL(ctx, u)
+	pool, err := a.connectURLSized(ctx, u, workerPoolSize)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	d.log = a.logger()
 	if d.s, err = newSession(ctx, pool, name, false); err != nil {
 		return err
 	}
@@ -184,6 +194,9 @@ func (d *demo) enqueueExamples(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if ex.raw.Task == "invoices.sync" {
+			d.retried = e.ID
+		}
 		note := ex.what
 		if e.Duplicate {
 			note += ": duplicate, no new job"
@@ -228,4 +241,68 @@ func (d *demo) showJobs(ctx context.Context) error {
 		return err
 	}
 	return writeJobs(d.out, jobsJSON{Jobs: jobs})
+}
+
+// demoRegistry has a handler for every task the demo enqueues. The invoice
+// sync fails its first attempt, to show a retry.
+func demoRegistry() *worker.Registry {
+	reg := worker.NewRegistry()
+	reg.HandleFunc("emails.send", func(_ context.Context, job *worker.Job[json.RawMessage]) (any, error) {
+		return map[string]any{"sent": true, "request": job.Args}, nil
+	}, nil)
+	reg.HandleFunc("reports.build", func(context.Context, *worker.Job[json.RawMessage]) (any, error) {
+		return map[string]int{"rows": 1042}, nil
+	}, nil)
+	reg.HandleFunc("reminders.send", func(context.Context, *worker.Job[json.RawMessage]) (any, error) {
+		return nil, nil
+	}, nil)
+	reg.HandleFunc("invoices.sync", func(_ context.Context, job *worker.Job[json.RawMessage]) (any, error) {
+		if job.Attempt == 1 {
+			return nil, worker.Retry(100 * time.Millisecond)
+		}
+		return "synced", nil
+	}, nil)
+	reg.HandleFunc("images.thumbnail", func(context.Context, *worker.Job[json.RawMessage]) (any, error) {
+		return nil, nil
+	}, nil)
+	return reg
+}
+
+func (d *demo) work(ctx context.Context) error {
+	var done, retried atomic.Int64
+	w, err := worker.New(d.s.pool, demoRegistry(), &worker.Config{
+		Schema:      d.schema,
+		Queues:      []string{"default", "reports", "billing", "media"},
+		Concurrency: 50,
+		Burst:       true,
+		Logger:      d.log,
+		OnEvent: func(e worker.Event) {
+			switch e.State {
+			case queue.StateSucceeded:
+				done.Add(1)
+			case queue.StateRetrying:
+				retried.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Fprintf(d.out, "  %d jobs succeeded in %s (%.0f jobs/s); %d attempt(s) failed and were retried\n",
+		done.Load(), took.Round(time.Millisecond), float64(done.Load())/took.Seconds(), retried.Load())
+	fmt.Fprintln(d.out, "  the reminder (countdown 1m) is still scheduled: burst mode leaves future jobs alone")
+	return nil
+}
+
+func (d *demo) showRetried(ctx context.Context) error {
+	j, err := d.s.client.Job(ctx, d.retried)
+	if err != nil {
+		return err
+	}
+	return writeJob(d.out, j)
 }

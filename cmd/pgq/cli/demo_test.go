@@ -30,11 +30,17 @@ func TestDemo(t *testing.T) {
 		"duplicate, no new job", "images.thumbnail on queue media",
 		"QUEUE", "default", "reports", "billing", "media",
 		"ID", "psql '",
+		"1003 jobs succeeded", "1 attempt(s) failed and were retried", "retry requested by the handler",
 	} {
 		require.Contains(t, out, want)
 	}
 	require.NotContains(t, out, "Stopping the throwaway PostgreSQL")
 	require.Equal(t, 4+1000, b.jobCount(t))
+	var succeeded, scheduled int
+	require.NoError(t, b.db.Pool.QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE state = 'succeeded'),
+		count(*) FILTER (WHERE state = 'scheduled') FROM `+pgx.Identifier{b.db.Schema, "jobs"}.Sanitize()).Scan(&succeeded, &scheduled))
+	require.Equal(t, 1003, succeeded)
+	require.Equal(t, 1, scheduled)
 }
 
 // TestDemoThrowawayServer runs the demo as a newcomer would, with no
