@@ -30,9 +30,10 @@ vet:
 lint:
 	$(TOOL) staticcheck $(PKGS)
 
-## bench: producer benchmarks (figures go to docs/performance.md)
+## bench: benchmarks on a private PostgreSQL with default durability (figures: docs/performance.md)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./queue/...
+	PGQ_TEST_DURABLE=1 $(GO) test -run '^$$' -bench . -benchtime 5x ./queue/...
+	PGQ_TEST_DURABLE=1 $(GO) test -run '^$$' -bench . ./worker/...
 
 ## demo: throwaway PostgreSQL, migrations, some jobs, inspection
 demo:

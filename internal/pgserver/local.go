@@ -25,6 +25,8 @@ type localCluster struct {
 	port int
 	cred *syscall.Credential // non-nil when we run as root
 	log  io.Writer
+	// durable keeps PostgreSQL's default durability settings.
+	durable bool
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -67,7 +69,7 @@ func startLocal(ctx context.Context, opts *Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &localCluster{bin: bin, dir: dir, log: opts.Log}
+	c := &localCluster{bin: bin, dir: dir, log: opts.Log, durable: opts.Durable}
 	if c.log == nil {
 		c.log = io.Discard
 	}
@@ -123,23 +125,24 @@ func (c *localCluster) command(ctx context.Context, name string, args ...string)
 }
 
 // start runs postgres with settings for a disposable cluster: no fsync,
-// because a crash loses nothing anyone wants to keep.
+// because a crash loses nothing anyone wants to keep (unless durable).
 func (c *localCluster) start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// Not CommandContext: the server must outlive the start-up context.
-	cmd := c.command(context.Background(), "postgres",
+	args := []string{
 		"-D", c.dataDir(),
 		"-p", strconv.Itoa(c.port),
 		"-k", c.dir,
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
 		"-c", "max_connections=300",
 		"-c", "shared_buffers=256MB",
 		"-c", "log_min_messages=warning",
-	)
+	}
+	if !c.durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	// Not CommandContext: the server must outlive the start-up context.
+	cmd := c.command(context.Background(), "postgres", args...)
 	cmd.Stdout = c.log
 	cmd.Stderr = c.log
 	// Take the server down with us if this process dies without Stop.

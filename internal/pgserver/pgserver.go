@@ -36,6 +36,9 @@ type Options struct {
 	Log io.Writer
 	// NoDocker skips the container attempt.
 	NoDocker bool
+	// Durable keeps PostgreSQL's default durability (fsync, synchronous
+	// commit, full page writes) for benchmarks; tests turn it off for speed.
+	Durable bool
 }
 
 // Start starts a server and waits until it accepts connections.

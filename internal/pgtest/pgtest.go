@@ -33,6 +33,10 @@ import (
 // EnvURL names the variable that points tests at an existing database.
 const EnvURL = "PGQ_TEST_DATABASE_URL"
 
+// EnvDurable, set to 1, gives the private server PostgreSQL's default
+// durability settings (fsync on), for benchmarks; tests run without fsync.
+const EnvDurable = "PGQ_TEST_DURABLE"
+
 var (
 	startOnce sync.Once
 	startErr  error
@@ -61,7 +65,7 @@ func start() {
 		defer cancel()
 		baseURL = os.Getenv(EnvURL)
 		if baseURL == "" {
-			server, startErr = pgserver.Start(ctx, nil)
+			server, startErr = pgserver.Start(ctx, &pgserver.Options{Durable: os.Getenv(EnvDurable) == "1"})
 			if startErr != nil {
 				return
 			}
