@@ -149,13 +149,15 @@ func (q *Queries) CompleteJob(ctx context.Context, arg CompleteJobParams) (int64
 
 const completeJobs = `-- name: CompleteJobs :many
 UPDATE pgq.jobs AS j
-   SET state = 'succeeded', finished_at = now(), result = u.result
+   SET state = 'succeeded',
+       finished_at = CASE WHEN j.state = u.state THEN now() ELSE j.finished_at END,
+       result = CASE WHEN j.state = u.state THEN u.result ELSE j.result END
   FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::integer[]) AS attempt,
                unnest($3::jsonb[]) AS result,
-               $4::text AS worker_id, 'running'::text AS state
+               $4::text AS worker_id, 'running'::text AS state, 'succeeded'::text AS done
         OFFSET 0) AS u
  WHERE j.id = u.id
-   AND j.state = u.state
+   AND (j.state = u.state OR j.state = u.done)
    AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id
@@ -183,6 +185,11 @@ type CompleteJobsParams struct {
 // its rows, or walks jobs_running_idx, which is full of dead entries
 // until VACUUM because every job passes through 'running'. (FinishJobs
 // below is written the same way.)
+//
+// A row already succeeded by this worker in this attempt counts as
+// written, and is left as it is: that is a retry after a lost
+// acknowledgement (the connection dropped after the commit), and the job
+// must be reported succeeded, not lost. Only a retry can meet such a row.
 func (q *Queries) CompleteJobs(ctx context.Context, arg CompleteJobsParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, completeJobs,
 		arg.Ids,
@@ -388,6 +395,51 @@ func (q *Queries) RegisterWorker(ctx context.Context, arg RegisterWorkerParams) 
 		arg.Meta,
 	)
 	return err
+}
+
+const releaseUnheldJobs = `-- name: ReleaseUnheldJobs :many
+WITH released AS (
+    UPDATE pgq.jobs
+       SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+     WHERE state = 'running'
+       AND worker_id = $1::text
+       AND NOT (id = ANY ($2::bigint[]))
+    RETURNING id, queue
+)
+SELECT released.id
+  FROM released CROSS JOIN LATERAL pg_notify('pgq.jobs', released.queue) AS wake
+`
+
+type ReleaseUnheldJobsParams struct {
+	WorkerID string
+	Held     []int64
+}
+
+// After an outage: jobs the database says this worker runs but that the
+// worker does not hold go back to their queue without using up an
+// attempt, and the queue's workers are woken. They come from a claim
+// that committed although its answer was lost, or from a completion that
+// was acknowledged and then undone by a crash (synchronous_commit = off).
+// Left alone they would stay running for ever: the worker's heartbeat
+// keeps them from being rescued.
+func (q *Queries) ReleaseUnheldJobs(ctx context.Context, arg ReleaseUnheldJobsParams) ([]int64, error) {
+	rows, err := q.db.Query(ctx, releaseUnheldJobs, arg.WorkerID, arg.Held)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const releaseWorkerJobs = `-- name: ReleaseWorkerJobs :many

@@ -59,14 +59,21 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
 -- its rows, or walks jobs_running_idx, which is full of dead entries
 -- until VACUUM because every job passes through 'running'. (FinishJobs
 -- below is written the same way.)
+--
+-- A row already succeeded by this worker in this attempt counts as
+-- written, and is left as it is: that is a retry after a lost
+-- acknowledgement (the connection dropped after the commit), and the job
+-- must be reported succeeded, not lost. Only a retry can meet such a row.
 UPDATE pgq.jobs AS j
-   SET state = 'succeeded', finished_at = now(), result = u.result
+   SET state = 'succeeded',
+       finished_at = CASE WHEN j.state = u.state THEN now() ELSE j.finished_at END,
+       result = CASE WHEN j.state = u.state THEN u.result ELSE j.result END
   FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@attempts::integer[]) AS attempt,
                unnest(@results::jsonb[]) AS result,
-               @worker_id::text AS worker_id, 'running'::text AS state
+               @worker_id::text AS worker_id, 'running'::text AS state, 'succeeded'::text AS done
         OFFSET 0) AS u
  WHERE j.id = u.id
-   AND j.state = u.state
+   AND (j.state = u.state OR j.state = u.done)
    AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id;
@@ -119,6 +126,25 @@ WITH released AS (
        SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
      WHERE state = 'running'
        AND worker_id = @worker_id::text
+    RETURNING id, queue
+)
+SELECT released.id
+  FROM released CROSS JOIN LATERAL pg_notify('pgq.jobs', released.queue) AS wake;
+
+-- name: ReleaseUnheldJobs :many
+-- After an outage: jobs the database says this worker runs but that the
+-- worker does not hold go back to their queue without using up an
+-- attempt, and the queue's workers are woken. They come from a claim
+-- that committed although its answer was lost, or from a completion that
+-- was acknowledged and then undone by a crash (synchronous_commit = off).
+-- Left alone they would stay running for ever: the worker's heartbeat
+-- keeps them from being rescued.
+WITH released AS (
+    UPDATE pgq.jobs
+       SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+     WHERE state = 'running'
+       AND worker_id = @worker_id::text
+       AND NOT (id = ANY (@held::bigint[]))
     RETURNING id, queue
 )
 SELECT released.id

@@ -114,9 +114,17 @@ func buildWorker(t *testing.T) string {
 
 func startWorker(t *testing.T, bin string, args ...string) *exec.Cmd {
 	t.Helper()
+	cmd, _ := startWorkerLogs(t, bin, args...)
+	return cmd
+}
+
+// startWorkerLogs starts the worker binary and returns its combined
+// output, which the test may read while the worker runs.
+func startWorkerLogs(t *testing.T, bin string, args ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	logs := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
@@ -127,7 +135,26 @@ func startWorker(t *testing.T, bin string, args ...string) *exec.Cmd {
 			t.Logf("worker %d output:\n%s", cmd.Process.Pid, logs.String())
 		}
 	})
-	return cmd
+	return cmd, logs
+}
+
+// lockedBuffer is a bytes.Buffer that a process writes to while a test
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func count(t *testing.T, db *pgtest.DB, state string) int {

@@ -56,7 +56,7 @@ func (c *completer) add(o outcome) {
 	case c.in <- o:
 	case <-c.dead:
 		c.w.log.Error("outcome dropped: the completer has stopped; the job is handed back or rescued",
-			"job_id", o.id, "task", o.task, "state", o.state)
+			"job_id", o.id, "task", o.task, "queue", o.queue, "attempt", o.attempt, "state", o.state)
 	}
 }
 
@@ -133,120 +133,142 @@ func (c *completer) drain(batch []outcome) []outcome {
 }
 
 // write stores a batch, in slices of at most CompletionBatchDefault,
-// retrying while the database is unreachable. Once the completer is
-// stopping it gives up after a few tries: the jobs then stay running
-// under this worker's id until the shutdown hands them back or, failing
-// that, a rescue does.
+// retrying with backoff while the database is unreachable. Successes and
+// the rest are written and retried separately, so a retry never sends
+// again what a statement already stored. Once the completer is stopping
+// it gives up after a few tries: the jobs then stay running under this
+// worker's id until the shutdown hands them back or, failing that, a
+// rescue does.
 func (c *completer) write(stopping context.Context, batch []outcome) {
 	for len(batch) > 0 {
 		n := min(len(batch), CompletionBatchDefault)
 		part := batch[:n]
 		batch = batch[n:]
-		backoff := 50 * time.Millisecond
-		for try := 1; ; try++ {
-			err := c.writeOnce(part)
-			if err == nil {
-				break
+		var ok, other []*outcome
+		for i := range part {
+			if part[i].state == stateSucceeded {
+				ok = append(ok, &part[i])
+			} else {
+				other = append(other, &part[i])
 			}
-			if stopping.Err() != nil && try >= 3 {
-				c.w.log.Error("writing job outcomes failed; giving up", "jobs", len(part), "error", err)
-				break
-			}
-			c.w.log.Error("writing job outcomes failed; retrying", "jobs", len(part), "error", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			backoff = min(2*backoff, 5*time.Second)
 		}
+		c.retry(stopping, ok, c.writeSucceeded)
+		c.retry(stopping, other, c.writeOther)
 	}
 }
 
-func (c *completer) writeOnce(batch []outcome) error {
+// retry calls write until it succeeds (or, once stopping, for a few
+// tries), then lets the worker forget the jobs: each is now written,
+// lost to another attempt, or left for the shutdown's hand-back.
+func (c *completer) retry(stopping context.Context, outs []*outcome, write func([]*outcome, bool) error) {
+	if len(outs) == 0 {
+		return
+	}
+	defer c.w.unhold(outs)
+	for try := 1; ; try++ {
+		err := write(outs, try > 1)
+		if err == nil {
+			c.w.health.ok("completer")
+			return
+		}
+		c.w.health.failed("completer", err)
+		if stopping.Err() != nil && try >= 3 {
+			c.w.log.Error("writing job outcomes failed; giving up (the shutdown hands the jobs back, or a rescue does)", "jobs", len(outs), "error", err)
+			return
+		}
+		backoff := retryBackoff(try)
+		c.w.log.Debug("writing job outcomes failed; retrying", "jobs", len(outs), "error", err, "retry_in", backoff)
+		time.Sleep(backoff)
+	}
+}
+
+// writeSucceeded stores successes. CompleteJobs counts a row this very
+// attempt already completed as written, so a retry after a lost answer
+// needs no special case here.
+func (c *completer) writeSucceeded(ok []*outcome, _ bool) error {
 	w := c.w
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-
-	var ok, other []*outcome
-	for i := range batch {
-		if batch[i].state == stateSucceeded {
-			ok = append(ok, &batch[i])
+	p := db.CompleteJobsParams{
+		WorkerID: w.cfg.WorkerID,
+		Ids:      make([]int64, len(ok)),
+		Attempts: make([]int32, len(ok)),
+		Results:  make([]json.RawMessage, len(ok)),
+	}
+	for i, o := range ok {
+		p.Ids[i], p.Attempts[i], p.Results[i] = o.id, o.attempt, o.result
+	}
+	ids, err := w.q.CompleteJobs(ctx, p)
+	if err != nil {
+		return err
+	}
+	done := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		done[id] = true
+	}
+	for _, o := range ok {
+		if done[o.id] {
+			c.report(o, stateSucceeded)
 		} else {
-			other = append(other, &batch[i])
+			c.lost(o, false)
 		}
 	}
-	if len(ok) > 0 {
-		p := db.CompleteJobsParams{
-			WorkerID: w.cfg.WorkerID,
-			Ids:      make([]int64, len(ok)),
-			Attempts: make([]int32, len(ok)),
-			Results:  make([]json.RawMessage, len(ok)),
-		}
-		for i, o := range ok {
-			p.Ids[i], p.Attempts[i], p.Results[i] = o.id, o.attempt, o.result
-		}
-		ids, err := w.q.CompleteJobs(ctx, p)
-		if err != nil {
-			return err
-		}
-		done := make(map[int64]bool, len(ids))
-		for _, id := range ids {
-			done[id] = true
-		}
-		for _, o := range ok {
-			if done[o.id] {
-				c.report(o, stateSucceeded)
-			} else {
-				c.lost(o)
-			}
-		}
-		ok = nil
+	return nil
+}
+
+// writeOther stores retries, failures, snoozes, expiries and hand-backs.
+// retried says an earlier try failed, so it may have committed without
+// our hearing of it.
+func (c *completer) writeOther(other []*outcome, retried bool) error {
+	w := c.w
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := db.FinishJobsParams{
+		WorkerID: w.cfg.WorkerID,
+		Ids:      make([]int64, len(other)),
+		Attempts: make([]int32, len(other)),
+		States:   make([]string, len(other)),
+		DelaysMs: make([]int64, len(other)),
+		Errors:   make([]string, len(other)),
+		Stacks:   make([]string, len(other)),
+		Refunds:  make([]bool, len(other)),
 	}
-	if len(other) > 0 {
-		p := db.FinishJobsParams{
-			WorkerID: w.cfg.WorkerID,
-			Ids:      make([]int64, len(other)),
-			Attempts: make([]int32, len(other)),
-			States:   make([]string, len(other)),
-			DelaysMs: make([]int64, len(other)),
-			Errors:   make([]string, len(other)),
-			Stacks:   make([]string, len(other)),
-			Refunds:  make([]bool, len(other)),
+	retries := false
+	for i, o := range other {
+		p.Ids[i], p.Attempts[i], p.States[i] = o.id, o.attempt, o.state
+		p.DelaysMs[i] = o.delay.Milliseconds()
+		p.Refunds[i] = o.refund
+		p.Stacks[i] = o.stack
+		if o.err != nil && o.state != stateAvailable && o.state != stateScheduled {
+			p.Errors[i] = o.err.Error()
 		}
-		retries := false
-		for i, o := range other {
-			p.Ids[i], p.Attempts[i], p.States[i] = o.id, o.attempt, o.state
-			p.DelaysMs[i] = o.delay.Milliseconds()
-			p.Refunds[i] = o.refund
-			p.Stacks[i] = o.stack
-			if o.err != nil && o.state != stateAvailable && o.state != stateScheduled {
-				p.Errors[i] = o.err.Error()
-			}
-			if o.state != stateFailed && o.state != stateCancelled {
-				retries = true
-			}
+		if o.state != stateFailed && o.state != stateCancelled {
+			retries = true
 		}
-		rows, err := w.q.FinishJobs(ctx, p)
-		if err != nil {
-			return err
+	}
+	rows, err := w.q.FinishJobs(ctx, p)
+	if err != nil {
+		return err
+	}
+	states := make(map[int64]string, len(rows))
+	for _, r := range rows {
+		states[r.ID] = r.State
+	}
+	for _, o := range other {
+		switch s, found := states[o.id]; {
+		case found:
+			c.report(o, s)
+		case o.viaTx:
+			// CompleteTx committed: the row already says succeeded.
+			o.err = nil
+			c.report(o, stateSucceeded)
+		default:
+			c.lost(o, retried)
 		}
-		states := make(map[int64]string, len(rows))
-		for _, r := range rows {
-			states[r.ID] = r.State
-		}
-		for _, o := range other {
-			switch s, found := states[o.id]; {
-			case found:
-				c.report(o, s)
-			case o.viaTx:
-				// CompleteTx committed: the row already says succeeded.
-				o.err = nil
-				c.report(o, stateSucceeded)
-			default:
-				c.lost(o)
-			}
-		}
-		if retries {
-			// A retry or snooze may be due before the next poll.
-			w.fetcher.wake()
-		}
+	}
+	if retries {
+		// A retry or snooze may be due before the next poll.
+		w.fetcher.wake()
 	}
 	return nil
 }
@@ -277,7 +299,15 @@ func (c *completer) report(o *outcome, state string) {
 	}
 }
 
-func (c *completer) lost(o *outcome) {
+// lost logs an outcome that found its job no longer held by its attempt.
+func (c *completer) lost(o *outcome, retried bool) {
+	if retried {
+		// Most likely the failed try committed and only its answer was
+		// lost; the row then already holds this outcome.
+		c.w.log.Info("job outcome not written again: an earlier try whose answer was lost had most likely stored it",
+			"job_id", o.id, "task", o.task, "queue", o.queue, "attempt", o.attempt, "state", o.state)
+		return
+	}
 	c.w.log.Warn("job outcome not written: the job is no longer held by this attempt (rescued after a missed heartbeat, or finished elsewhere)",
-		"job_id", o.id, "task", o.task, "attempt", o.attempt, "state", o.state)
+		"job_id", o.id, "task", o.task, "queue", o.queue, "attempt", o.attempt, "state", o.state)
 }

@@ -82,6 +82,33 @@
 // own row gone (it was presumed dead) registers again and logs that its
 // jobs may run twice: delivery is at least once.
 //
+// # Outages
+//
+// Every loop (listener, fetcher, completer, heartbeat, maintenance) goes
+// through the pool, so a restarted or unreachable PostgreSQL costs each
+// of them failed calls, which it retries with capped exponential backoff
+// (50 ms doubling to 5 s, ±20% jitter). The log tells the story once:
+// "database unreachable" (warn) when the first loop fails, "database
+// reachable again" (info, with the outage's length) when the first one
+// gets through; the retries themselves are logged at debug level. A
+// statement the database refuses (a bug, a missing table) is not an
+// outage and is logged as an error each time.
+//
+// Outcomes are never dropped: the completer keeps a batch and retries it,
+// successes and the rest separately, so that a retry does not send again
+// what is stored. A success whose commit went through but whose answer
+// was lost is recognised on the retry (the row is already succeeded by
+// this worker in this attempt) and reported as such.
+//
+// Two things can leave a job running in the database although the
+// worker does not hold it: a claim that committed while its answer was
+// lost, and a completion undone by a server crash when synchronous_commit
+// is off. The worker's own heartbeat would keep such a job from ever being
+// rescued, so when an outage ends the fetcher first hands back every job
+// running under this worker's id that it does not hold, then claims at
+// once: the LISTEN connection is made again and wake-ups sent while it
+// was down are lost.
+//
 // # Shutdown
 //
 // When Run's context ends: stop claiming and listening; let running jobs

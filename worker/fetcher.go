@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgq/pgq/db"
@@ -20,6 +22,11 @@ type fetcher struct {
 	wakeCh  chan struct{}
 	freedCh chan struct{}
 	drained chan struct{} // closed in Burst mode when nothing is left
+
+	// reconcile asks for Worker.reconcile before the next claim (set when
+	// an outage ends).
+	reconcile atomic.Bool
+	failures  int // claims failed in a row
 }
 
 func newFetcher(w *Worker) *fetcher {
@@ -44,6 +51,12 @@ func (f *fetcher) wake() {
 	case f.wakeCh <- struct{}{}:
 	default:
 	}
+}
+
+// reconcileSoon asks for a reconcile and a claim now.
+func (f *fetcher) reconcileSoon() {
+	f.reconcile.Store(true)
+	f.wake()
 }
 
 // slotFreed tells the loop a slot is free.
@@ -109,10 +122,18 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 		}
 		n, err := f.claim(ctx, free)
 		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Error("claim jobs failed; retrying", "error", err, "queues", w.cfg.Queues)
+			if ctx.Err() != nil {
+				return w.cfg.PollInterval, false
 			}
-			return min(w.cfg.PollInterval, time.Second), false
+			// The next wake-up (the LISTEN connection is back, an outage
+			// ended) cuts the backoff short.
+			f.failures++
+			w.health.failed("fetcher", fmt.Errorf("claim jobs from queues %q: %w", w.cfg.Queues, err))
+			return retryBackoff(f.failures), false
+		}
+		if f.failures > 0 {
+			f.failures = 0
+			w.health.ok("fetcher")
 		}
 		if n == free {
 			continue // a full batch: the backlog may hold more
@@ -134,10 +155,17 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 // claim claims up to n jobs and starts them.
 func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 	w := f.w
+	if f.reconcile.CompareAndSwap(true, false) {
+		if err := w.reconcile(ctx); err != nil {
+			f.reconcile.Store(true)
+			return 0, err
+		}
+	}
 	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: w.cfg.Queues, MaxJobs: int32(n)})
 	if err != nil {
 		return 0, err
 	}
+	w.hold(rows)
 	for _, r := range rows {
 		e := w.newExecution(r)
 		w.slots.Add(1)

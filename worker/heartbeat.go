@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -21,13 +22,14 @@ func (h *heartbeat) Stop() { h.stop() }
 
 func (h *heartbeat) run(ctx context.Context) {
 	w := h.w
-	tick := time.NewTicker(w.cfg.HeartbeatInterval)
-	defer tick.Stop()
+	timer := time.NewTimer(w.cfg.HeartbeatInterval)
+	defer timer.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
 		bctx, cancel := context.WithTimeout(ctx, w.cfg.HeartbeatInterval)
 		n, err := w.q.Heartbeat(bctx, w.cfg.WorkerID)
@@ -36,8 +38,18 @@ func (h *heartbeat) run(ctx context.Context) {
 			err = w.register(bctx)
 		}
 		cancel()
-		if err != nil && ctx.Err() == nil {
-			w.log.Error("heartbeat failed", "error", err)
+		next := w.cfg.HeartbeatInterval
+		switch {
+		case err == nil:
+			failures = 0
+			w.health.ok("heartbeat")
+		case ctx.Err() == nil:
+			// Retry sooner than the interval: every missed beat brings
+			// the rescue of this worker's jobs closer.
+			failures++
+			w.health.failed("heartbeat", fmt.Errorf("heartbeat: %w", err))
+			next = min(next, retryBackoff(failures))
 		}
+		timer.Reset(next)
 	}
 }

@@ -151,3 +151,67 @@ func TestClaimUsesFetchIndex(t *testing.T) {
 		require.NotContains(t, plan, "Seq Scan", plan)
 	}
 }
+
+// TestReconcileReleasesUnheldJobs: a job the database shows running under
+// this worker but that the worker does not hold (a claim whose answer
+// was lost) goes back to its queue, attempt refunded; a held job stays.
+func TestReconcileReleasesUnheldJobs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := pgtest.New(t)
+	client, err := queue.NewClient(d.Pool, &queue.Config{Schema: d.Schema})
+	require.NoError(t, err)
+	w, err := New(d.Pool, NewRegistry(), &Config{Schema: d.Schema, Logger: discardLogger()})
+	require.NoError(t, err)
+	for range 3 {
+		_, err := client.Enqueue(ctx, queue.Raw{Task: "t"}, nil)
+		require.NoError(t, err)
+	}
+	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.ID(), Queues: []string{"default"}, MaxJobs: 3})
+	require.NoError(t, err)
+	require.Len(t, rows, 3)
+	w.hold(rows[:1]) // the answer for the other two was "lost"
+
+	require.NoError(t, w.reconcile(ctx))
+	for i, r := range rows {
+		j, err := client.Job(ctx, r.ID)
+		require.NoError(t, err)
+		if i == 0 {
+			require.Equal(t, queue.StateRunning, j.State, "a held job is left alone")
+			continue
+		}
+		require.Equal(t, queue.StateAvailable, j.State, "an unheld job is handed back")
+		require.Equal(t, 0, j.Attempt, "without using up an attempt")
+	}
+}
+
+func TestIsOutage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{io.ErrUnexpectedEOF, true},
+		{&pgconn.PgError{Code: "57P01"}, true}, // admin_shutdown
+		{&pgconn.PgError{Code: "08006"}, true}, // connection_failure
+		{&pgconn.PgError{Code: "57P03"}, true}, // cannot_connect_now (starting up)
+		{&pgconn.PgError{Code: "42P01"}, false},
+		{&pgconn.PgError{Code: "23505"}, false},
+	} {
+		require.Equal(t, tc.want, isOutage(tc.err), "%v", tc.err)
+	}
+}
+
+func TestRetryBackoff(t *testing.T) {
+	t.Parallel()
+	prevMax := time.Duration(0)
+	for n := 1; n <= 20; n++ {
+		d := retryBackoff(n)
+		nominal := min(retryBackoffMin<<min(n-1, 10), retryBackoffMax)
+		require.GreaterOrEqual(t, d, nominal*8/10, "try %d", n)
+		require.LessOrEqual(t, d, nominal*12/10, "try %d", n)
+		require.GreaterOrEqual(t, nominal, prevMax, "never shrinks")
+		prevMax = nominal
+	}
+}

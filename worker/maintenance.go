@@ -40,8 +40,11 @@ func (m *maintainer) run(ctx context.Context) {
 	tick := time.NewTicker(m.w.cfg.MaintenanceInterval)
 	defer tick.Stop()
 	for {
-		if _, err := m.round(ctx); err != nil && ctx.Err() == nil {
-			m.w.log.Error("maintenance round failed", "error", err)
+		switch _, err := m.round(ctx); {
+		case err == nil:
+			m.w.health.ok("maintenance")
+		case ctx.Err() == nil:
+			m.w.health.failed("maintenance", fmt.Errorf("maintenance round: %w", err))
 		}
 		select {
 		case <-ctx.Done():

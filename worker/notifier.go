@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -42,13 +43,8 @@ func (n *notifier) Stop() {
 
 func (n *notifier) markReady() { n.readyOnce.Do(func() { close(n.ready) }) }
 
-const (
-	listenBackoffMin = 100 * time.Millisecond
-	listenBackoffMax = 5 * time.Second
-)
-
 func (n *notifier) run(ctx context.Context) {
-	backoff := listenBackoffMin
+	failures := 0
 	for {
 		connected, err := n.session(ctx)
 		n.markReady()
@@ -56,9 +52,12 @@ func (n *notifier) run(ctx context.Context) {
 			return
 		}
 		if connected {
-			backoff = listenBackoffMin
+			failures = 0
 		}
-		n.w.log.Warn("LISTEN connection lost; polling until it is back", "error", err, "retry_in", backoff)
+		failures++
+		backoff := retryBackoff(failures)
+		n.w.health.failed("listener", fmt.Errorf("LISTEN connection: %w", err))
+		n.w.log.Debug("LISTEN connection lost; polling until it is back", "error", err, "retry_in", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -66,7 +65,6 @@ func (n *notifier) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		backoff = min(2*backoff, listenBackoffMax)
 	}
 }
 
@@ -87,6 +85,8 @@ func (n *notifier) session(ctx context.Context) (connected bool, err error) {
 		return false, err
 	}
 	n.markReady()
+	w.health.ok("listener")
+	// Wake-ups sent while nobody listened are lost: look now.
 	w.fetcher.wake()
 	for {
 		note, err := conn.WaitForNotification(ctx)

@@ -37,6 +37,14 @@ type Worker struct {
 	// completer yet. Only the fetcher adds; executions subtract.
 	slots    atomic.Int64
 	resolved chan struct{} // a slot was given back (shutdown waits on it)
+
+	// held maps the jobs this worker has claimed and not yet written an
+	// outcome for to their attempt: what the database should show as
+	// running under this worker. See reconcile.
+	heldMu sync.Mutex
+	held   map[int64]int32
+
+	health   health
 	execWG   sync.WaitGroup
 	jobsCtx  context.Context // parent of every handler's context
 	stopJobs context.CancelCauseFunc
@@ -70,7 +78,9 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 		queues:   map[string]bool{},
 		log:      c.Logger.With("worker_id", c.WorkerID),
 		resolved: make(chan struct{}, 1),
+		held:     map[int64]int32{},
 	}
+	w.health.w = w
 	for _, q := range c.Queues {
 		w.queues[q] = true
 	}
@@ -212,6 +222,52 @@ func (w *Worker) finish(o outcome) {
 	default:
 	}
 	w.fetcher.slotFreed()
+}
+
+// hold records claimed jobs as held until their outcome is written.
+func (w *Worker) hold(rows []db.ClaimJobsRow) {
+	w.heldMu.Lock()
+	for _, r := range rows {
+		w.held[r.ID] = r.Attempt
+	}
+	w.heldMu.Unlock()
+}
+
+// unhold forgets jobs whose outcome the completer is done with.
+func (w *Worker) unhold(outs []*outcome) {
+	w.heldMu.Lock()
+	for _, o := range outs {
+		if w.held[o.id] == o.attempt {
+			delete(w.held, o.id)
+		}
+	}
+	w.heldMu.Unlock()
+}
+
+// reconcile hands back to their queues the jobs that the database says
+// this worker runs but that it does not hold: after an outage, a claim
+// may have committed although its answer was lost, and a crash of a
+// server with synchronous_commit = off may have undone a completion the
+// worker was told had committed. The worker's own heartbeat would keep
+// such jobs from ever being rescued. Only the fetcher calls it, between
+// two claims, so no claim is in flight; an outcome written meanwhile
+// leaves the running state before its job leaves the held set.
+func (w *Worker) reconcile(ctx context.Context) error {
+	w.heldMu.Lock()
+	held := make([]int64, 0, len(w.held))
+	for id := range w.held {
+		held = append(held, id)
+	}
+	w.heldMu.Unlock()
+	released, err := w.q.ReleaseUnheldJobs(ctx, db.ReleaseUnheldJobsParams{WorkerID: w.cfg.WorkerID, Held: held})
+	if err != nil {
+		return fmt.Errorf("reconcile running jobs: %w", err)
+	}
+	if len(released) > 0 {
+		w.log.Warn("jobs running in the database but not in this worker handed back to their queues (a claim whose answer was lost, or a completion undone by a crash)",
+			"jobs", len(released), "job_ids", released[:min(len(released), 20)])
+	}
+	return nil
 }
 
 func taskNames(m map[string]*task) []string {
