@@ -148,6 +148,13 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 			}
 			continue
 		}
+		select {
+		case <-f.wakeCh:
+			// A job arrived while this claim ran: take it before spending a
+			// round trip on when to poll next.
+			continue
+		default:
+		}
 		return f.untilNext(ctx), false
 	}
 }
