@@ -38,7 +38,29 @@ const (
 	// CompletionBatchDefault is the most jobs one completion statement
 	// writes.
 	CompletionBatchDefault = 2000
+	// AutoscaleIdleAfterDefault is how long slots must stay unused before
+	// an autoscaling worker gives them up.
+	AutoscaleIdleAfterDefault = 30 * time.Second
 )
+
+// Autoscale lets the number of jobs a worker runs at once vary with the
+// load, like Celery's --autoscale. The worker starts with Min slots. When
+// a claim fills every free slot (every slot is busy and the backlog may
+// hold more), it adds half as many again, up to Max. When fewer slots
+// than it has were busy during a whole IdleAfter, it drops to the most
+// that were busy in that time, and to no fewer than Min: an idle worker
+// goes back to Min. The changes are logged, and Worker.Concurrency
+// reports the current number.
+type Autoscale struct {
+	// Min is the fewest slots; at least 1.
+	Min int
+	// Max is the most slots; at least Min.
+	Max int
+	// IdleAfter is how long slots must stay unused before they are given
+	// up; 0 means AutoscaleIdleAfterDefault. The check runs when the
+	// fetcher wakes, so it may come up to PollInterval late.
+	IdleAfter time.Duration
+}
 
 // Config configures a Worker. A nil *Config means all defaults.
 type Config struct {
@@ -48,8 +70,11 @@ type Config struct {
 	// Jobs of all of them are taken in one order: priority, then run_at.
 	Queues []string
 	// Concurrency is how many jobs run at once; 0 means
-	// ConcurrencyDefault.
+	// ConcurrencyDefault. Leave it 0 when Autoscale is set.
 	Concurrency int
+	// Autoscale, when set, makes the number of jobs run at once vary
+	// between Autoscale.Min and Autoscale.Max with the load.
+	Autoscale *Autoscale
 	// PollInterval is the fallback fetch period; 0 means
 	// PollIntervalDefault. Wake-ups by NOTIFY make fetching immediate.
 	PollInterval time.Duration
@@ -150,6 +175,24 @@ func (c *Config) normalize() (Config, error) {
 	}
 	if n.Concurrency < 0 {
 		return n, errors.New("Config.Concurrency cannot be negative")
+	}
+	if a := n.Autoscale; a != nil {
+		switch {
+		case n.Concurrency != 0:
+			return n, errors.New("Config.Concurrency and Config.Autoscale cannot both be set: Autoscale.Min and Autoscale.Max bound the concurrency")
+		case a.Min < 1:
+			return n, fmt.Errorf("Config.Autoscale.Min must be at least 1 (got %d)", a.Min)
+		case a.Max < a.Min:
+			return n, fmt.Errorf("Config.Autoscale.Max (%d) cannot be less than Autoscale.Min (%d)", a.Max, a.Min)
+		case a.IdleAfter < 0:
+			return n, errors.New("Config.Autoscale.IdleAfter cannot be negative")
+		}
+		c := *a
+		if c.IdleAfter == 0 {
+			c.IdleAfter = AutoscaleIdleAfterDefault
+		}
+		n.Autoscale = &c
+		n.Concurrency = c.Max // the ceiling: buffers, the workers row
 	}
 	if n.Concurrency == 0 {
 		n.Concurrency = ConcurrencyDefault

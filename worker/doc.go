@@ -39,6 +39,12 @@
 // sleeps until then, so a countdown or a retry runs on time without a
 // short poll interval.
 //
+// With Config.Autoscale the number of slots is not fixed: a claim that
+// fills every free slot (all busy, the backlog may hold more) adds half
+// as many slots again, up to Max; slots that stay unused for a whole
+// IdleAfter are given up, down to Min. Worker.Concurrency reports the
+// current number.
+//
 // # Completing
 //
 // A slot is freed as soon as its handler returns; the outcome goes to the

@@ -27,6 +27,10 @@ type fetcher struct {
 	// an outage ends).
 	reconcile atomic.Bool
 	failures  int // claims failed in a row
+
+	// Autoscale state: the most slots busy since windowStart.
+	windowStart time.Time
+	peak        int
 }
 
 func newFetcher(w *Worker) *fetcher {
@@ -76,7 +80,6 @@ func (f *fetcher) run(ctx context.Context) {
 	// While the backlog is not drained, claim once a quarter of the slots
 	// is free (or fetchCooldown after the first one): each claim costs a
 	// round trip and a walk of the index, so batches pay off.
-	threshold := max(1, w.cfg.Concurrency/4)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	more := false // the last claim was full: the backlog may hold more
@@ -92,7 +95,8 @@ func (f *fetcher) run(ctx context.Context) {
 			if !more && !idle {
 				continue
 			}
-			if free := w.cfg.Concurrency - int(w.slots.Load()); free < threshold && !idle {
+			limit := w.Concurrency()
+			if free := limit - int(w.slots.Load()); free < max(1, limit/4) && !idle {
 				if !soon {
 					soon = true
 					timer.Reset(fetchCooldown)
@@ -101,6 +105,7 @@ func (f *fetcher) run(ctx context.Context) {
 			}
 		}
 		soon = false
+		f.shrink()
 		var next time.Duration
 		next, more = f.fetch(ctx)
 		if next < 0 {
@@ -116,7 +121,7 @@ func (f *fetcher) run(ctx context.Context) {
 func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 	w := f.w
 	for {
-		free := w.cfg.Concurrency - int(w.slots.Load())
+		free := w.Concurrency() - int(w.slots.Load())
 		if free <= 0 {
 			return w.cfg.PollInterval, true
 		}
@@ -135,7 +140,9 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 			f.failures = 0
 			w.health.ok("fetcher")
 		}
+		f.peak = max(f.peak, int(w.slots.Load()))
 		if n == free {
+			f.grow()
 			continue // a full batch: the backlog may hold more
 		}
 		if w.cfg.Burst && n == 0 && w.slots.Load() == 0 {
@@ -196,4 +203,46 @@ func (f *fetcher) untilNext(ctx context.Context) time.Duration {
 		return min(poll, 50*time.Millisecond)
 	}
 	return min(poll, time.Duration(ms*float64(time.Millisecond))+time.Millisecond)
+}
+
+// grow adds slots under Autoscale. The fetcher calls it after a claim
+// that filled every free slot: every slot is busy, and the backlog may
+// hold more.
+func (f *fetcher) grow() {
+	w := f.w
+	a := w.cfg.Autoscale
+	limit := w.Concurrency()
+	if a == nil || limit >= a.Max {
+		return
+	}
+	n := min(a.Max, limit+max(1, limit/2))
+	w.limit.Store(int64(n))
+	w.log.Info("autoscale: more slots, every one is busy and jobs are waiting", "concurrency", n, "was", limit, "max", a.Max)
+}
+
+// shrink gives up, under Autoscale, the slots that stayed unused during a
+// whole IdleAfter: the limit drops to the most slots busy in that time,
+// but not below Min.
+func (f *fetcher) shrink() {
+	w := f.w
+	a := w.cfg.Autoscale
+	if a == nil {
+		return
+	}
+	now := time.Now()
+	busy := int(w.slots.Load())
+	if f.windowStart.IsZero() {
+		f.windowStart, f.peak = now, busy
+		return
+	}
+	f.peak = max(f.peak, busy)
+	if now.Sub(f.windowStart) < a.IdleAfter {
+		return
+	}
+	limit := w.Concurrency()
+	if n := max(a.Min, f.peak); n < limit {
+		w.limit.Store(int64(n))
+		w.log.Info("autoscale: fewer slots, some stayed unused", "concurrency", n, "was", limit, "min", a.Min, "idle_after", a.IdleAfter)
+	}
+	f.windowStart, f.peak = now, busy
 }

@@ -35,7 +35,10 @@ type Worker struct {
 
 	// slots counts claimed jobs whose outcome has not been handed to the
 	// completer yet. Only the fetcher adds; executions subtract.
-	slots    atomic.Int64
+	slots atomic.Int64
+	// limit is how many slots there are now: Concurrency, or with
+	// Autoscale a number between Min and Max. Only the fetcher sets it.
+	limit    atomic.Int64
 	resolved chan struct{} // a slot was given back (shutdown waits on it)
 
 	// held maps the jobs this worker has claimed and not yet written an
@@ -84,6 +87,10 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 	for _, q := range c.Queues {
 		w.queues[q] = true
 	}
+	w.limit.Store(int64(c.Concurrency))
+	if c.Autoscale != nil {
+		w.limit.Store(int64(c.Autoscale.Min))
+	}
 	w.jobsCtx, w.stopJobs = context.WithCancelCause(context.Background())
 	w.notifier = newNotifier(w)
 	w.fetcher = newFetcher(w)
@@ -95,6 +102,11 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 
 // ID returns the worker's id, as stored in jobs.worker_id.
 func (w *Worker) ID() string { return w.cfg.WorkerID }
+
+// Concurrency returns how many jobs the worker may run at once now:
+// Config.Concurrency, or with Config.Autoscale the current number
+// between Min and Max.
+func (w *Worker) Concurrency() int { return int(w.limit.Load()) }
 
 // Run registers the worker, takes and runs jobs until ctx ends (or, in
 // Burst mode, until nothing is left to run), then shuts down in this
@@ -115,7 +127,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		return err
 	}
-	w.log.Info("worker started", "queues", w.cfg.Queues, "concurrency", w.cfg.Concurrency, "tasks", len(w.tasks), "schema", w.cfg.Schema)
+	attrs := []any{"queues", w.cfg.Queues, "concurrency", w.Concurrency(), "tasks", len(w.tasks), "schema", w.cfg.Schema}
+	if a := w.cfg.Autoscale; a != nil {
+		attrs = append(attrs, "autoscale_min", a.Min, "autoscale_max", a.Max)
+	}
+	w.log.Info("worker started", attrs...)
 
 	bg := context.WithoutCancel(ctx)
 	w.heartbeat.Start(bg)

@@ -668,6 +668,10 @@ func TestConfigValidation(t *testing.T) {
 		{worker.Config{Schema: "Bad-Name"}, "Config.Schema"},
 		{worker.Config{Queues: []string{"ok", "-bad"}}, "Config.Queues"},
 		{worker.Config{HeartbeatInterval: 20 * time.Second, RescueAfter: 30 * time.Second}, "HeartbeatInterval"},
+		{worker.Config{Concurrency: 5, Autoscale: &worker.Autoscale{Min: 1, Max: 2}}, "Config.Concurrency and Config.Autoscale cannot both be set"},
+		{worker.Config{Autoscale: &worker.Autoscale{Min: 0, Max: 2}}, "Config.Autoscale.Min must be at least 1"},
+		{worker.Config{Autoscale: &worker.Autoscale{Min: 3, Max: 2}}, "Config.Autoscale.Max (2) cannot be less than Autoscale.Min (3)"},
+		{worker.Config{Autoscale: &worker.Autoscale{Min: 1, Max: 2, IdleAfter: -time.Second}}, "Config.Autoscale.IdleAfter cannot be negative"},
 	} {
 		_, err := worker.New(b.db.Pool, b.reg, &tc.cfg)
 		require.ErrorContains(t, err, tc.want)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,7 @@ func run() error {
 		schemaName  = flag.String("schema", "", "pgq schema (default pgq)")
 		queues      = flag.String("queues", "default", "comma-separated queues to work on")
 		concurrency = flag.Int("concurrency", 0, "jobs run at once (default 10)")
+		autoscale   = flag.String("autoscale", "", "min,max: vary the jobs run at once with the load (instead of -concurrency)")
 		burst       = flag.Bool("burst", false, "exit once the queues hold no runnable job")
 		rescueAfter = flag.Duration("rescue-after", 0, "heartbeat age after which a worker's jobs are rescued (default 30s)")
 		heartbeat   = flag.Duration("heartbeat", 0, "heartbeat interval (default 5s)")
@@ -51,6 +53,16 @@ func run() error {
 		level = slog.LevelDebug
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var scale *worker.Autoscale
+	if *autoscale != "" {
+		lo, hi, ok := strings.Cut(*autoscale, ",")
+		minN, err1 := strconv.Atoi(lo)
+		maxN, err2 := strconv.Atoi(hi)
+		if !ok || err1 != nil || err2 != nil {
+			return fmt.Errorf("-autoscale %q: want min,max, such as 2,20", *autoscale)
+		}
+		scale = &worker.Autoscale{Min: minN, Max: maxN}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -66,6 +78,7 @@ func run() error {
 		Schema:              *schemaName,
 		Queues:              strings.Split(*queues, ","),
 		Concurrency:         *concurrency,
+		Autoscale:           scale,
 		Burst:               *burst,
 		RescueAfter:         *rescueAfter,
 		HeartbeatInterval:   *heartbeat,
