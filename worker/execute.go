@@ -143,7 +143,7 @@ func (w *Worker) execute(e *execution) {
 	cancel()
 	if !e.resolve() {
 		w.log.Warn("handler returned after its slot was taken back; its outcome is dropped",
-			"job_id", r.ID, "task", r.Task, "attempt", r.Attempt, "duration", time.Since(e.start), "error", err)
+			"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start), "error", err)
 		return
 	}
 	w.finish(e.decide(ctx, result, err))
