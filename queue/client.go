@@ -32,6 +32,7 @@ type Client struct {
 	schema     string
 	router     *router
 	maxPayload int
+	results    *resultHub
 }
 
 // NewClient returns a Client that uses pool. It checks cfg but does not
@@ -58,7 +59,9 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 	if max == 0 {
 		max = MaxPayloadBytesDefault
 	}
-	return &Client{pool: pool, schema: name, router: r, maxPayload: max}, nil
+	c := &Client{pool: pool, schema: name, router: r, maxPayload: max}
+	c.results = newResultHub(c)
+	return c, nil
 }
 
 // Schema returns the schema the client works in.
@@ -93,6 +96,8 @@ type Enqueued struct {
 	State     string
 	RunAt     time.Time
 	Duplicate bool
+
+	client *Client
 }
 
 // Delay enqueues a job with its task's default options: Celery's delay().
@@ -125,7 +130,7 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts
 		if err != nil {
 			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
 		}
-		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt}, nil
+		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, client: c}, nil
 	}
 	return c.insertUnique(ctx, q, p)
 }
@@ -142,7 +147,7 @@ func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared) (E
 		if err != nil {
 			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
 		}
-		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Duplicate: row.Duplicate}, nil
+		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Duplicate: row.Duplicate, client: c}, nil
 	}
 	return Enqueued{}, fmt.Errorf("enqueue %s: unique key %q kept changing hands; try again", p.task, *p.uniqueKey)
 }

@@ -113,7 +113,7 @@ func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids
 			RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
 			IgnoreResult: p.ignoreResult, RunAt: runAt, ExpiresAt: expiresAt,
 		}
-		out[i] = Enqueued{ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, RunAt: runAt}
+		out[i] = Enqueued{ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, RunAt: runAt, client: c}
 	}
 	if _, err := q.CopyJobs(ctx, rows); err != nil {
 		return dbError(c.schema, fmt.Sprintf("copy %d jobs", len(rows)), err)
