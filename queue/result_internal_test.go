@@ -12,7 +12,6 @@ import (
 	"github.com/pgq/pgq/internal/schema"
 )
 
-
 // Get returns through the notification, not the poll: the poll interval is
 // an hour, and the job finishes only after Get has looked at it once.
 func TestGetWakesOnNotification(t *testing.T) {
