@@ -105,6 +105,7 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newInspectCmd(a),
 		newDemoCmd(a),
 		newWorkerCmd(a),
+		newResultCmd(a),
 	)
 	return root
 }

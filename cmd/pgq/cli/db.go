@@ -57,13 +57,8 @@ func (a *app) schemaExplicit() bool {
 	return (f != nil && f.Changed) || a.getenv(EnvSchema) != ""
 }
 
-// connectURL opens a small pool to the database at u and checks that the
-// server answers. The caller closes the pool.
-func (a *app) connectURL(ctx context.Context, u string) (*pgxpool.Pool, error) {
-	return a.connectURLSized(ctx, u, 4)
-}
-
-// connectURLSized is connectURL with a pool of at most maxConns connections.
+// connectURLSized opens a pool of at most maxConns connections to the
+// database at u and checks that the server answers. The caller closes it.
 func (a *app) connectURLSized(ctx context.Context, u string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(u)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		shutdown    time.Duration
 		workerID    string
 		noListen    bool
+		autoscale   string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -76,12 +78,20 @@ its args), pgq.sleep ({"seconds": n}) and pgq.fail ({"message": s,
 registry to cli.Main; see examples/custom-binary.`,
 		Example: `  pgq worker
   pgq worker -Q high,default -c 20
+  pgq worker --autoscale 50,5
   pgq worker --burst -Q reports
   pgq enqueue pgq.sleep --args '{"seconds": 2}' && pgq worker --burst`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if concurrency < 0 {
 				return usageErrorf(cmd, "--concurrency cannot be negative")
+			}
+			scale, err := parseAutoscale(autoscale)
+			if err != nil {
+				return usageErrorf(cmd, "--autoscale: %v", err)
+			}
+			if scale != nil && cmd.Flags().Changed("concurrency") {
+				return usageErrorf(cmd, "set --concurrency or --autoscale, not both")
 			}
 			ctx := cmd.Context()
 			s, err := a.openSized(ctx, workerPoolSize)
@@ -94,6 +104,7 @@ registry to cli.Main; see examples/custom-binary.`,
 				Schema:          s.schema,
 				Queues:          queues,
 				Concurrency:     concurrency,
+				Autoscale:       scale,
 				Burst:           burst,
 				PollInterval:    poll,
 				ShutdownTimeout: shutdown,
@@ -120,12 +131,36 @@ registry to cli.Main; see examples/custom-binary.`,
 	f := cmd.Flags()
 	f.StringSliceVarP(&queues, "queues", "Q", nil, `queues to work on, comma-separated (default "default")`)
 	f.IntVarP(&concurrency, "concurrency", "c", 0, fmt.Sprintf("jobs run at once (default %d)", worker.ConcurrencyDefault))
+	f.StringVar(&autoscale, "autoscale", "", "MAX,MIN: vary the jobs run at once with the load, like Celery's --autoscale")
 	f.BoolVar(&burst, "burst", false, "exit 0 once the queues hold no runnable job")
 	f.DurationVar(&poll, "poll-interval", 0, fmt.Sprintf("fallback fetch period when no wake-up arrives (default %s)", worker.PollIntervalDefault))
 	f.DurationVar(&shutdown, "shutdown-timeout", 0, fmt.Sprintf("how long running jobs may finish after a signal (default %s)", worker.ShutdownTimeoutDefault))
 	f.StringVar(&workerID, "worker-id", "", "name of this worker (default host-pid-random)")
 	f.BoolVar(&noListen, "no-listen", false, "find jobs by polling only (for pgbouncer in transaction mode)")
 	return cmd
+}
+
+// parseAutoscale reads Celery's "MAX,MIN" form ("" means off; "MAX" alone
+// means MIN 1).
+func parseAutoscale(spec string) (*worker.Autoscale, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	maxPart, minPart, hasMin := strings.Cut(spec, ",")
+	maxN, err := strconv.Atoi(strings.TrimSpace(maxPart))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not MAX,MIN (two whole numbers, e.g. 50,5)", spec)
+	}
+	minN := 1
+	if hasMin {
+		if minN, err = strconv.Atoi(strings.TrimSpace(minPart)); err != nil {
+			return nil, fmt.Errorf("%q is not MAX,MIN (two whole numbers, e.g. 50,5)", spec)
+		}
+	}
+	if minN < 1 || maxN < minN {
+		return nil, fmt.Errorf("%q: need 1 <= MIN <= MAX", spec)
+	}
+	return &worker.Autoscale{Min: minN, Max: maxN}, nil
 }
 
 func orDefault(queues []string) []string {
