@@ -118,6 +118,7 @@ func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJo
 }
 
 const completeJob = `-- name: CompleteJob :one
+WITH done AS (
 UPDATE pgq.jobs
    SET state = 'succeeded', finished_at = now(), result = $1
  WHERE id = $2
@@ -125,6 +126,8 @@ UPDATE pgq.jobs
    AND worker_id = $3::text
    AND attempt = $4
 RETURNING id
+)
+SELECT done.id FROM done CROSS JOIN LATERAL pg_notify('pgq.results', done.id::text) AS announced
 `
 
 type CompleteJobParams struct {
@@ -134,7 +137,8 @@ type CompleteJobParams struct {
 	Attempt  int32
 }
 
-// Success of one job inside the handler's own transaction (CompleteTx).
+// Success of one job inside the handler's own transaction (CompleteTx),
+// announced on pgq.results when that transaction commits.
 func (q *Queries) CompleteJob(ctx context.Context, arg CompleteJobParams) (int64, error) {
 	row := q.db.QueryRow(ctx, completeJob,
 		arg.Result,
@@ -148,6 +152,7 @@ func (q *Queries) CompleteJob(ctx context.Context, arg CompleteJobParams) (int64
 }
 
 const completeJobs = `-- name: CompleteJobs :many
+WITH done AS (
 UPDATE pgq.jobs AS j
    SET state = 'succeeded',
        finished_at = CASE WHEN j.state = u.state THEN now() ELSE j.finished_at END,
@@ -161,6 +166,12 @@ UPDATE pgq.jobs AS j
    AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id
+), announced AS (
+    SELECT pg_notify('pgq.results', string_agg(c.id::text, ','))
+      FROM (SELECT done.id, (row_number() OVER ()) / 300 AS chunk FROM done) AS c
+     GROUP BY c.chunk
+)
+SELECT done.id FROM done WHERE (SELECT count(*) FROM announced) >= 0
 `
 
 type CompleteJobsParams struct {
@@ -190,6 +201,10 @@ type CompleteJobsParams struct {
 // written, and is left as it is: that is a retry after a lost
 // acknowledgement (the connection dropped after the commit), and the job
 // must be reported succeeded, not lost. Only a retry can meet such a row.
+//
+// The finished ids are announced on pgq.results for AsyncResult.Get: one
+// notification per 300 ids (NOTIFY payloads stop at 8000 bytes), so a
+// batch costs one or a few notifications, never one per job.
 func (q *Queries) CompleteJobs(ctx context.Context, arg CompleteJobsParams) ([]int64, error) {
 	rows, err := q.db.Query(ctx, completeJobs,
 		arg.Ids,
@@ -253,6 +268,7 @@ func (q *Queries) DeleteWorker(ctx context.Context, id string) error {
 }
 
 const finishJobs = `-- name: FinishJobs :many
+WITH finished AS (
 UPDATE pgq.jobs AS j
    SET state = u.new_state,
        attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
@@ -277,6 +293,13 @@ UPDATE pgq.jobs AS j
    AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
 RETURNING j.id, j.state
+), announced AS (
+    SELECT pg_notify('pgq.results', string_agg(c.id::text, ','))
+      FROM (SELECT finished.id, (row_number() OVER ()) / 300 AS chunk
+              FROM finished WHERE finished.state IN ('failed', 'cancelled')) AS c
+     GROUP BY c.chunk
+)
+SELECT finished.id, finished.state FROM finished WHERE (SELECT count(*) FROM announced) >= 0
 `
 
 type FinishJobsParams struct {
@@ -298,7 +321,8 @@ type FinishJobsRow struct {
 // Batched everything-but-success: retries (state retrying, run_at later),
 // failures, snoozes (scheduled, attempt refunded), expiries (cancelled) and
 // hand-backs (available, attempt refunded). A non-empty error is appended to
-// the job's error history as {attempt, at, error, stack}.
+// the job's error history as {attempt, at, error, stack}. Jobs that end
+// here (failed, cancelled) are announced on pgq.results like successes.
 func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]FinishJobsRow, error) {
 	rows, err := q.db.Query(ctx, finishJobs,
 		arg.Ids,

@@ -64,6 +64,11 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
 -- written, and is left as it is: that is a retry after a lost
 -- acknowledgement (the connection dropped after the commit), and the job
 -- must be reported succeeded, not lost. Only a retry can meet such a row.
+--
+-- The finished ids are announced on pgq.results for AsyncResult.Get: one
+-- notification per 300 ids (NOTIFY payloads stop at 8000 bytes), so a
+-- batch costs one or a few notifications, never one per job.
+WITH done AS (
 UPDATE pgq.jobs AS j
    SET state = 'succeeded',
        finished_at = CASE WHEN j.state = u.state THEN now() ELSE j.finished_at END,
@@ -76,13 +81,21 @@ UPDATE pgq.jobs AS j
    AND (j.state = u.state OR j.state = u.done)
    AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
-RETURNING j.id;
+RETURNING j.id
+), announced AS (
+    SELECT pg_notify('pgq.results', string_agg(c.id::text, ','))
+      FROM (SELECT done.id, (row_number() OVER ()) / 300 AS chunk FROM done) AS c
+     GROUP BY c.chunk
+)
+SELECT done.id FROM done WHERE (SELECT count(*) FROM announced) >= 0;
 
 -- name: FinishJobs :many
 -- Batched everything-but-success: retries (state retrying, run_at later),
 -- failures, snoozes (scheduled, attempt refunded), expiries (cancelled) and
 -- hand-backs (available, attempt refunded). A non-empty error is appended to
--- the job's error history as {attempt, at, error, stack}.
+-- the job's error history as {attempt, at, error, stack}. Jobs that end
+-- here (failed, cancelled) are announced on pgq.results like successes.
+WITH finished AS (
 UPDATE pgq.jobs AS j
    SET state = u.new_state,
        attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
@@ -106,17 +119,28 @@ UPDATE pgq.jobs AS j
    AND j.state = u.state
    AND j.worker_id = u.worker_id
    AND j.attempt = u.attempt
-RETURNING j.id, j.state;
+RETURNING j.id, j.state
+), announced AS (
+    SELECT pg_notify('pgq.results', string_agg(c.id::text, ','))
+      FROM (SELECT finished.id, (row_number() OVER ()) / 300 AS chunk
+              FROM finished WHERE finished.state IN ('failed', 'cancelled')) AS c
+     GROUP BY c.chunk
+)
+SELECT finished.id, finished.state FROM finished WHERE (SELECT count(*) FROM announced) >= 0;
 
 -- name: CompleteJob :one
--- Success of one job inside the handler's own transaction (CompleteTx).
+-- Success of one job inside the handler's own transaction (CompleteTx),
+-- announced on pgq.results when that transaction commits.
+WITH done AS (
 UPDATE pgq.jobs
    SET state = 'succeeded', finished_at = now(), result = sqlc.narg(result)
  WHERE id = @id
    AND state = 'running'
    AND worker_id = @worker_id::text
    AND attempt = @attempt
-RETURNING id;
+RETURNING id
+)
+SELECT done.id FROM done CROSS JOIN LATERAL pg_notify('pgq.results', done.id::text) AS announced;
 
 -- name: ReleaseWorkerJobs :many
 -- Shutdown: every job this worker still holds goes back to its queue
