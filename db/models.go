@@ -7,6 +7,8 @@ package db
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // One row per job. States: scheduled, available, running, retrying (waiting), succeeded, failed, cancelled (finished).
@@ -54,6 +56,56 @@ type PgqJobOverview struct {
 	UniqueKey   *string
 	LastError   interface{}
 	LastErrorAt time.Time
+}
+
+type PgqPeriodicOverview struct {
+	Name         string
+	Spec         string
+	TimeZone     string
+	Task         string
+	Enabled      bool
+	Source       string
+	Missed       string
+	LastRun      *time.Time
+	LastTick     *time.Time
+	NextRun      *time.Time
+	LastJobID    *int64
+	LastJobState *string
+	Error        *string
+}
+
+// The tick each periodic job was enqueued for; (name, tick) is unique, so a tick gets at most one job.
+type PgqPeriodicRun struct {
+	Name       string
+	Tick       time.Time
+	JobID      *int64
+	EnqueuedAt time.Time
+	BeatID     string
+}
+
+// Periodic tasks run by beat; edit rows while beat runs (enabled, spec, args, ...).
+type PgqPeriodicTask struct {
+	Name       string
+	Spec       string
+	TimeZone   string
+	Task       string
+	Args       json.RawMessage
+	Queue      *string
+	Priority   *int16
+	MaxRetries *int32
+	Expires    pgtype.Interval
+	Missed     string
+	Enabled    bool
+	Source     string
+	RemovedAt  *time.Time
+	StartAfter time.Time
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	LastTick   *time.Time
+	LastRunAt  *time.Time
+	LastJobID  *int64
+	NextTick   *time.Time
+	Error      *string
 }
 
 type PgqQueueStat struct {
