@@ -37,6 +37,10 @@ type PgqJob struct {
 	Errors          json.RawMessage
 	ParentID        *int64
 	RootID          *int64
+	// When the job was revoked; a revoked job is never run again.
+	RevokedAt *time.Time
+	// Revoked with terminate: the worker running it cancels the handler.
+	RevokeTerminate bool
 }
 
 type PgqJobOverview struct {
@@ -106,6 +110,15 @@ type PgqPeriodicTask struct {
 	LastJobID  *int64
 	NextTick   *time.Time
 	Error      *string
+}
+
+// Queue settings: paused queues are not claimed from. A queue without a row has the defaults.
+type PgqQueue struct {
+	Name      string
+	Paused    bool
+	PausedAt  *time.Time
+	UpdatedAt time.Time
+	Meta      json.RawMessage
 }
 
 type PgqQueueStat struct {

@@ -28,6 +28,7 @@ UPDATE pgq.jobs AS j
                 LIMIT $3::integer
                   FOR UPDATE SKIP LOCKED
                ) AS c
+         WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
          ORDER BY c.priority DESC, c.run_at, c.id
          LIMIT $3::integer
        ))
@@ -77,6 +78,9 @@ type ClaimJobsRow struct {
 // waiting job instead. With several queues this locks up to max_jobs rows
 // per queue for the length of the statement and updates max_jobs of them.
 // The ARRAY(...) makes the update find its rows by primary key.
+//
+// Paused queues (pgq.queues.paused) are left out: one primary-key probe
+// per queue per claim, so a pause takes effect at the next claim.
 func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJobsRow, error) {
 	rows, err := q.db.Query(ctx, claimJobs, arg.WorkerID, arg.Queues, arg.MaxJobs)
 	if err != nil {
@@ -270,15 +274,21 @@ func (q *Queries) DeleteWorker(ctx context.Context, id string) error {
 const finishJobs = `-- name: FinishJobs :many
 WITH finished AS (
 UPDATE pgq.jobs AS j
-   SET state = u.new_state,
+   SET state = CASE WHEN j.revoked_at IS NOT NULL AND u.new_state IN ('retrying', 'scheduled', 'available')
+                    THEN 'cancelled' ELSE u.new_state END,
        attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
-       run_at = CASE WHEN u.new_state IN ('retrying', 'scheduled', 'available')
+       run_at = CASE WHEN j.revoked_at IS NULL AND u.new_state IN ('retrying', 'scheduled', 'available')
                      THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
                      ELSE j.run_at END,
-       finished_at = CASE WHEN u.new_state IN ('failed', 'cancelled') THEN now() END,
-       started_at = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.started_at END,
-       worker_id = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.worker_id END,
-       errors = CASE WHEN u.error = '' THEN j.errors
+       finished_at = CASE WHEN u.new_state IN ('failed', 'cancelled') OR j.revoked_at IS NOT NULL THEN now() END,
+       started_at = CASE WHEN u.new_state = 'available' AND j.revoked_at IS NULL THEN NULL ELSE j.started_at END,
+       worker_id = CASE WHEN u.new_state = 'available' AND j.revoked_at IS NULL THEN NULL ELSE j.worker_id END,
+       errors = CASE WHEN j.revoked_at IS NOT NULL AND u.new_state IN ('retrying', 'scheduled', 'available')
+                     THEN j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+                              'attempt', j.attempt, 'at', now(),
+                              'error', 'revoked: not run again' || coalesce(' (this attempt: ' || nullif(u.error, '') || ')', ''),
+                              'stack', nullif(u.stack, ''))))
+                     WHEN u.error = '' THEN j.errors
                      ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
                 END
@@ -323,6 +333,11 @@ type FinishJobsRow struct {
 // hand-backs (available, attempt refunded). A non-empty error is appended to
 // the job's error history as {attempt, at, error, stack}. Jobs that end
 // here (failed, cancelled) are announced on pgq.results like successes.
+//
+// A revoked job (revoked_at set) never goes back to a queue: a retry,
+// snooze or hand-back of one ends it cancelled instead, with a note in
+// its error history (the CASE on revoked_at, repeated in each column
+// because SET cannot name another column's new value).
 func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]FinishJobsRow, error) {
 	rows, err := q.db.Query(ctx, finishJobs,
 		arg.Ids,
@@ -381,15 +396,49 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
   FROM pgq.jobs
  WHERE state IN ('scheduled', 'available', 'retrying')
    AND queue = ANY ($1::text[])
+   AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = pgq.jobs.queue AND p.paused)
 `
 
 // How long until the earliest waiting job of the queues becomes runnable,
 // in milliseconds of database time (negative: runnable now; +Infinity: none).
+// Paused queues do not count: their jobs are not runnable.
 func (q *Queries) NextRunIn(ctx context.Context, queues []string) (float64, error) {
 	row := q.db.QueryRow(ctx, nextRunIn, queues)
 	var wait_ms float64
 	err := row.Scan(&wait_ms)
 	return wait_ms, err
+}
+
+const pruneJobs = `-- name: PruneJobs :execrows
+DELETE FROM pgq.jobs
+ WHERE id = ANY (ARRAY(
+        SELECT p.id
+          FROM pgq.jobs AS p
+         WHERE p.state = $1::text
+           AND p.finished_at < now() - make_interval(secs => $2::float8)
+         ORDER BY p.finished_at
+         LIMIT $3::integer
+           FOR UPDATE SKIP LOCKED
+       ))
+`
+
+type PruneJobsParams struct {
+	State            string
+	OlderThanSeconds float64
+	MaxRows          int32
+}
+
+// Retention: delete up to max_rows jobs in one final state that finished
+// more than older_than_seconds ago, oldest first, found through
+// jobs_finished_idx. Small statements, each its own transaction, so no
+// lock is held for long; SKIP LOCKED keeps two pruners (a leader change
+// mid-round) out of each other's way.
+func (q *Queries) PruneJobs(ctx context.Context, arg PruneJobsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, pruneJobs, arg.State, arg.OlderThanSeconds, arg.MaxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const registerWorker = `-- name: RegisterWorker :exec
@@ -469,7 +518,11 @@ func (q *Queries) ReleaseUnheldJobs(ctx context.Context, arg ReleaseUnheldJobsPa
 const releaseWorkerJobs = `-- name: ReleaseWorkerJobs :many
 WITH released AS (
     UPDATE pgq.jobs
-       SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+       SET state = CASE WHEN revoked_at IS NULL THEN 'available' ELSE 'cancelled' END,
+           attempt = attempt - 1,
+           finished_at = CASE WHEN revoked_at IS NULL THEN NULL ELSE now() END,
+           started_at = CASE WHEN revoked_at IS NULL THEN NULL ELSE started_at END,
+           worker_id = CASE WHEN revoked_at IS NULL THEN NULL ELSE worker_id END
      WHERE state = 'running'
        AND worker_id = $1::text
     RETURNING id, queue
@@ -479,7 +532,8 @@ SELECT released.id
 `
 
 // Shutdown: every job this worker still holds goes back to its queue
-// without using up an attempt, and the queue's workers are woken.
+// without using up an attempt, and the queue's workers are woken. A
+// revoked job ends cancelled instead.
 func (q *Queries) ReleaseWorkerJobs(ctx context.Context, workerID string) ([]int64, error) {
 	rows, err := q.db.Query(ctx, releaseWorkerJobs, workerID)
 	if err != nil {
@@ -503,9 +557,10 @@ func (q *Queries) ReleaseWorkerJobs(ctx context.Context, workerID string) ([]int
 const rescueJobs = `-- name: RescueJobs :many
 WITH rescued AS (
 UPDATE pgq.jobs AS j
-   SET state = CASE WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
+   SET state = CASE WHEN j.revoked_at IS NOT NULL THEN 'cancelled'
+                    WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
        run_at = now(),
-       finished_at = CASE WHEN j.attempt > j.max_retries THEN now() END,
+       finished_at = CASE WHEN j.revoked_at IS NOT NULL OR j.attempt > j.max_retries THEN now() END,
        errors = j.errors || jsonb_build_array(jsonb_build_object(
                     'attempt', j.attempt, 'at', now(),
                     'error', format('worker %s stopped sending heartbeats while running this job (attempt %s); rescued by %s',
@@ -548,7 +603,7 @@ type RescueJobsRow struct {
 // all) go back to their queue, or fail when their attempts are used up.
 // started_at is checked too, so a job claimed moments before its worker
 // re-registered is never taken. Every worker of a rescued job's queue is
-// woken.
+// woken. A revoked job ends cancelled instead.
 func (q *Queries) RescueJobs(ctx context.Context, arg RescueJobsParams) ([]RescueJobsRow, error) {
 	rows, err := q.db.Query(ctx, rescueJobs, arg.Rescuer, arg.StaleSeconds, arg.MaxJobs)
 	if err != nil {
@@ -576,6 +631,35 @@ func (q *Queries) RescueJobs(ctx context.Context, arg RescueJobsParams) ([]Rescu
 	return items, nil
 }
 
+const revokedRunningJobs = `-- name: RevokedRunningJobs :many
+SELECT id FROM pgq.jobs
+ WHERE state = 'running'
+   AND worker_id = $1::text
+   AND revoke_terminate
+`
+
+// The heartbeat's fallback for a lost revoke notification: this worker's
+// running jobs that were revoked with terminate.
+func (q *Queries) RevokedRunningJobs(ctx context.Context, workerID string) ([]int64, error) {
+	rows, err := q.db.Query(ctx, revokedRunningJobs, workerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const tryMaintenanceLock = `-- name: TryMaintenanceLock :one
 SELECT pg_try_advisory_xact_lock(hashtext($1::text)::bigint)::boolean AS acquired
 `
@@ -588,4 +672,20 @@ func (q *Queries) TryMaintenanceLock(ctx context.Context, lockName string) (bool
 	var acquired bool
 	err := row.Scan(&acquired)
 	return acquired, err
+}
+
+const updateWorkerSettings = `-- name: UpdateWorkerSettings :exec
+UPDATE pgq.workers SET queues = $1::text[], concurrency = $2 WHERE id = $3
+`
+
+type UpdateWorkerSettingsParams struct {
+	Queues      []string
+	Concurrency int32
+	ID          string
+}
+
+// The worker's queues and concurrency after a control message changed them.
+func (q *Queries) UpdateWorkerSettings(ctx context.Context, arg UpdateWorkerSettingsParams) error {
+	_, err := q.db.Exec(ctx, updateWorkerSettings, arg.Queues, arg.Concurrency, arg.ID)
+	return err
 }

@@ -12,6 +12,9 @@
 -- waiting job instead. With several queues this locks up to max_jobs rows
 -- per queue for the length of the statement and updates max_jobs of them.
 -- The ARRAY(...) makes the update find its rows by primary key.
+--
+-- Paused queues (pgq.queues.paused) are left out: one primary-key probe
+-- per queue per claim, so a pause takes effect at the next claim.
 UPDATE pgq.jobs AS j
    SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = @worker_id::text
  WHERE j.id = ANY (ARRAY(
@@ -27,6 +30,7 @@ UPDATE pgq.jobs AS j
                 LIMIT @max_jobs::integer
                   FOR UPDATE SKIP LOCKED
                ) AS c
+         WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
          ORDER BY c.priority DESC, c.run_at, c.id
          LIMIT @max_jobs::integer
        ))
@@ -38,10 +42,12 @@ RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_re
 -- name: NextRunIn :one
 -- How long until the earliest waiting job of the queues becomes runnable,
 -- in milliseconds of database time (negative: runnable now; +Infinity: none).
+-- Paused queues do not count: their jobs are not runnable.
 SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::float8 AS wait_ms
   FROM pgq.jobs
  WHERE state IN ('scheduled', 'available', 'retrying')
-   AND queue = ANY (@queues::text[]);
+   AND queue = ANY (@queues::text[])
+   AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = pgq.jobs.queue AND p.paused);
 
 -- name: CompleteJobs :many
 -- Batched success (arrays of equal length, unnested in step): one statement
@@ -95,17 +101,28 @@ SELECT done.id FROM done WHERE (SELECT count(*) FROM announced) >= 0;
 -- hand-backs (available, attempt refunded). A non-empty error is appended to
 -- the job's error history as {attempt, at, error, stack}. Jobs that end
 -- here (failed, cancelled) are announced on pgq.results like successes.
+--
+-- A revoked job (revoked_at set) never goes back to a queue: a retry,
+-- snooze or hand-back of one ends it cancelled instead, with a note in
+-- its error history (the CASE on revoked_at, repeated in each column
+-- because SET cannot name another column's new value).
 WITH finished AS (
 UPDATE pgq.jobs AS j
-   SET state = u.new_state,
+   SET state = CASE WHEN j.revoked_at IS NOT NULL AND u.new_state IN ('retrying', 'scheduled', 'available')
+                    THEN 'cancelled' ELSE u.new_state END,
        attempt = CASE WHEN u.refund THEN j.attempt - 1 ELSE j.attempt END,
-       run_at = CASE WHEN u.new_state IN ('retrying', 'scheduled', 'available')
+       run_at = CASE WHEN j.revoked_at IS NULL AND u.new_state IN ('retrying', 'scheduled', 'available')
                      THEN now() + make_interval(secs => (u.delay_ms / 1000.0)::float8)
                      ELSE j.run_at END,
-       finished_at = CASE WHEN u.new_state IN ('failed', 'cancelled') THEN now() END,
-       started_at = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.started_at END,
-       worker_id = CASE WHEN u.new_state = 'available' THEN NULL ELSE j.worker_id END,
-       errors = CASE WHEN u.error = '' THEN j.errors
+       finished_at = CASE WHEN u.new_state IN ('failed', 'cancelled') OR j.revoked_at IS NOT NULL THEN now() END,
+       started_at = CASE WHEN u.new_state = 'available' AND j.revoked_at IS NULL THEN NULL ELSE j.started_at END,
+       worker_id = CASE WHEN u.new_state = 'available' AND j.revoked_at IS NULL THEN NULL ELSE j.worker_id END,
+       errors = CASE WHEN j.revoked_at IS NOT NULL AND u.new_state IN ('retrying', 'scheduled', 'available')
+                     THEN j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
+                              'attempt', j.attempt, 'at', now(),
+                              'error', 'revoked: not run again' || coalesce(' (this attempt: ' || nullif(u.error, '') || ')', ''),
+                              'stack', nullif(u.stack, ''))))
+                     WHEN u.error = '' THEN j.errors
                      ELSE j.errors || jsonb_build_array(jsonb_strip_nulls(jsonb_build_object(
                               'attempt', j.attempt, 'at', now(), 'error', u.error, 'stack', nullif(u.stack, ''))))
                 END
@@ -144,10 +161,15 @@ SELECT done.id FROM done CROSS JOIN LATERAL pg_notify('pgq.results', done.id::te
 
 -- name: ReleaseWorkerJobs :many
 -- Shutdown: every job this worker still holds goes back to its queue
--- without using up an attempt, and the queue's workers are woken.
+-- without using up an attempt, and the queue's workers are woken. A
+-- revoked job ends cancelled instead.
 WITH released AS (
     UPDATE pgq.jobs
-       SET state = 'available', attempt = attempt - 1, started_at = NULL, worker_id = NULL
+       SET state = CASE WHEN revoked_at IS NULL THEN 'available' ELSE 'cancelled' END,
+           attempt = attempt - 1,
+           finished_at = CASE WHEN revoked_at IS NULL THEN NULL ELSE now() END,
+           started_at = CASE WHEN revoked_at IS NULL THEN NULL ELSE started_at END,
+           worker_id = CASE WHEN revoked_at IS NULL THEN NULL ELSE worker_id END
      WHERE state = 'running'
        AND worker_id = @worker_id::text
     RETURNING id, queue
@@ -200,12 +222,13 @@ SELECT pg_try_advisory_xact_lock(hashtext(@lock_name::text)::bigint)::boolean AS
 -- all) go back to their queue, or fail when their attempts are used up.
 -- started_at is checked too, so a job claimed moments before its worker
 -- re-registered is never taken. Every worker of a rescued job's queue is
--- woken.
+-- woken. A revoked job ends cancelled instead.
 WITH rescued AS (
 UPDATE pgq.jobs AS j
-   SET state = CASE WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
+   SET state = CASE WHEN j.revoked_at IS NOT NULL THEN 'cancelled'
+                    WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
        run_at = now(),
-       finished_at = CASE WHEN j.attempt > j.max_retries THEN now() END,
+       finished_at = CASE WHEN j.revoked_at IS NOT NULL OR j.attempt > j.max_retries THEN now() END,
        errors = j.errors || jsonb_build_array(jsonb_build_object(
                     'attempt', j.attempt, 'at', now(),
                     'error', format('worker %s stopped sending heartbeats while running this job (attempt %s); rescued by %s',
@@ -238,3 +261,32 @@ RETURNING w.id;
 -- name: ListenJobs :exec
 -- The notifier's subscription; the channel follows the schema name.
 LISTEN "pgq.jobs";
+
+-- name: RevokedRunningJobs :many
+-- The heartbeat's fallback for a lost revoke notification: this worker's
+-- running jobs that were revoked with terminate.
+SELECT id FROM pgq.jobs
+ WHERE state = 'running'
+   AND worker_id = @worker_id::text
+   AND revoke_terminate;
+
+-- name: UpdateWorkerSettings :exec
+-- The worker's queues and concurrency after a control message changed them.
+UPDATE pgq.workers SET queues = @queues::text[], concurrency = @concurrency WHERE id = @id;
+
+-- name: PruneJobs :execrows
+-- Retention: delete up to max_rows jobs in one final state that finished
+-- more than older_than_seconds ago, oldest first, found through
+-- jobs_finished_idx. Small statements, each its own transaction, so no
+-- lock is held for long; SKIP LOCKED keeps two pruners (a leader change
+-- mid-round) out of each other's way.
+DELETE FROM pgq.jobs
+ WHERE id = ANY (ARRAY(
+        SELECT p.id
+          FROM pgq.jobs AS p
+         WHERE p.state = @state::text
+           AND p.finished_at < now() - make_interval(secs => @older_than_seconds::float8)
+         ORDER BY p.finished_at
+         LIMIT @max_rows::integer
+           FOR UPDATE SKIP LOCKED
+       ));

@@ -118,3 +118,27 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// ErrRevoked is the cause of a handler's context when its job is revoked
+// with terminate (queue.Client.Revoke, `pgq revoke --terminate`), and is
+// matched by the error recorded for that attempt. The job ends cancelled
+// and is not retried.
+var ErrRevoked = errors.New("job revoked")
+
+// RevokedError is the error recorded for an attempt stopped by a revoke.
+// It matches ErrRevoked.
+type RevokedError struct {
+	Err error // what the handler returned, if it returned in time
+}
+
+func (e *RevokedError) Error() string {
+	if e.Err != nil && !errors.Is(e.Err, ErrRevoked) {
+		return fmt.Sprintf("revoked: terminated while running (the handler returned: %v)", e.Err)
+	}
+	return "revoked: terminated while running"
+}
+
+func (e *RevokedError) Unwrap() error { return e.Err }
+
+// Is makes a RevokedError match ErrRevoked.
+func (e *RevokedError) Is(target error) bool { return target == ErrRevoked }

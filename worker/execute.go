@@ -25,9 +25,18 @@ type execution struct {
 	start time.Time
 
 	ignoreResult bool
-	resolved     atomic.Bool // the outcome was decided (first caller wins)
-	released     sync.Once   // execWG.Done: the handler returned, or was abandoned
-	completedTx  atomic.Bool // CompleteTx succeeded inside the handler's transaction
+	// ctx is the parent of the handler's context; cancel ends it with
+	// cause ErrRevoked when the job is revoked with terminate.
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	revoked atomic.Bool
+	// revokeKill takes the slot back when a revoked handler ignores its
+	// context for CancelGrace.
+	revokeKill atomic.Pointer[time.Timer]
+
+	resolved    atomic.Bool // the outcome was decided (first caller wins)
+	released    sync.Once   // execWG.Done: the handler returned, or was abandoned
+	completedTx atomic.Bool // CompleteTx succeeded inside the handler's transaction
 }
 
 // resolve reports whether the caller is the first to decide the outcome:
@@ -65,6 +74,7 @@ const (
 func (w *Worker) newExecution(r db.ClaimJobsRow) *execution {
 	t := w.tasks[r.Task]
 	e := &execution{w: w, row: r, task: t, start: time.Now()}
+	e.ctx, e.cancel = context.WithCancelCause(w.jobsCtx)
 	e.ignoreResult = r.IgnoreResult || (t != nil && t.opts.IgnoreResult)
 	info := &Info{
 		ID: r.ID, Task: r.Task, Queue: r.Queue, Priority: int(r.Priority),
@@ -102,6 +112,12 @@ func millisOr(ms *int32, t *task, f func(*TaskOptions) time.Duration) time.Durat
 // outcome.
 func (w *Worker) execute(e *execution) {
 	defer e.release()
+	defer e.cancel(nil)
+	defer func() {
+		if t := e.revokeKill.Load(); t != nil {
+			t.Stop()
+		}
+	}()
 	r := &e.row
 	switch {
 	case r.Expired:
@@ -119,7 +135,7 @@ func (w *Worker) execute(e *execution) {
 	}
 
 	info := e.job.Info
-	ctx, cancel := w.jobsCtx, context.CancelFunc(func() {})
+	ctx, cancel := e.ctx, context.CancelFunc(func() {})
 	if info.TimeLimit > 0 {
 		ctx, cancel = context.WithDeadlineCause(ctx, info.Deadline, &TimeLimitError{Limit: info.TimeLimit})
 		// A handler that ignores its context loses its slot after the grace.
@@ -185,6 +201,9 @@ func (e *execution) decide(ctx context.Context, result any, err error) outcome {
 		}
 		return o
 	}
+	if e.revoked.Load() && errors.Is(context.Cause(ctx), ErrRevoked) {
+		return e.revokedOutcome(err)
+	}
 	if context.Cause(e.w.jobsCtx) != nil {
 		// Cancelled by shutdown: back to the queue, attempt not counted.
 		o := e.base()
@@ -203,6 +222,33 @@ func (e *execution) decide(ctx context.Context, result any, err error) outcome {
 		}
 	}
 	return e.failure(err)
+}
+
+// revoke cancels the handler's context with cause ErrRevoked (once), and
+// takes the slot back if the handler has not returned CancelGrace later.
+func (e *execution) revoke() {
+	if !e.revoked.CompareAndSwap(false, true) {
+		return
+	}
+	w, r := e.w, &e.row
+	w.log.Info("job revoked: cancelling its handler", "job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt)
+	e.cancel(ErrRevoked)
+	e.revokeKill.Store(time.AfterFunc(w.cfg.CancelGrace, func() {
+		if e.resolve() {
+			w.log.Error("revoked handler ignored its cancelled context: slot taken back, the handler still runs",
+				"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
+			w.finish(e.revokedOutcome(nil))
+			e.release() // abandoned: shutdown does not wait for it
+		}
+	}))
+}
+
+// revokedOutcome ends a revoked attempt cancelled, not retried.
+func (e *execution) revokedOutcome(returned error) outcome {
+	o := e.base()
+	o.state = stateCancelled
+	o.err = &RevokedError{Err: returned}
+	return o
 }
 
 // failure applies the retry policy to a failed attempt.

@@ -133,7 +133,7 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 			// The next wake-up (the LISTEN connection is back, an outage
 			// ended) cuts the backoff short.
 			f.failures++
-			w.health.failed("fetcher", fmt.Errorf("claim jobs from queues %q: %w", w.cfg.Queues, err))
+			w.health.failed("fetcher", fmt.Errorf("claim jobs from queues %q: %w", w.Queues(), err))
 			return retryBackoff(f.failures), false
 		}
 		if f.failures > 0 {
@@ -175,13 +175,16 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 			return 0, err
 		}
 	}
-	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: w.cfg.Queues, MaxJobs: int32(n)})
+	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: w.queues.Load().list, MaxJobs: int32(n)})
 	if err != nil {
 		return 0, err
 	}
-	w.hold(rows)
-	for _, r := range rows {
-		e := w.newExecution(r)
+	execs := make([]*execution, len(rows))
+	for i, r := range rows {
+		execs[i] = w.newExecution(r)
+	}
+	w.hold(execs)
+	for _, e := range execs {
 		w.slots.Add(1)
 		w.execWG.Add(1)
 		go w.execute(e)
@@ -193,7 +196,7 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 // earliest waiting job becomes runnable, at most PollInterval.
 func (f *fetcher) untilNext(ctx context.Context) time.Duration {
 	poll := f.w.cfg.PollInterval
-	ms, err := f.w.q.NextRunIn(ctx, f.w.cfg.Queues)
+	ms, err := f.w.q.NextRunIn(ctx, f.w.queues.Load().list)
 	if err != nil || math.IsInf(ms, 0) || math.IsNaN(ms) {
 		return poll
 	}
@@ -210,7 +213,7 @@ func (f *fetcher) untilNext(ctx context.Context) time.Duration {
 // hold more.
 func (f *fetcher) grow() {
 	w := f.w
-	a := w.cfg.Autoscale
+	a := w.scale.Load()
 	limit := w.Concurrency()
 	if a == nil || limit >= a.Max {
 		return
@@ -225,7 +228,7 @@ func (f *fetcher) grow() {
 // but not below Min.
 func (f *fetcher) shrink() {
 	w := f.w
-	a := w.cfg.Autoscale
+	a := w.scale.Load()
 	if a == nil {
 		return
 	}

@@ -8,7 +8,10 @@ import (
 
 // heartbeat refreshes the worker's row in pgq.workers every
 // HeartbeatInterval. If the row is gone (the worker was presumed dead and
-// its jobs rescued), it registers again and says so in the log.
+// its jobs rescued), it registers again and says so in the log. It also
+// looks for running jobs of this worker revoked with terminate, in case
+// the revoke's notification was lost (the LISTEN connection was down, or
+// NoListen is set).
 type heartbeat struct {
 	service
 	w *Worker
@@ -37,6 +40,9 @@ func (h *heartbeat) run(ctx context.Context) {
 			w.log.Warn("worker row was gone (presumed dead after a missed heartbeat; its jobs may run twice); registering again")
 			err = w.register(bctx)
 		}
+		if err == nil {
+			err = h.checkRevoked(bctx)
+		}
 		cancel()
 		next := w.cfg.HeartbeatInterval
 		switch {
@@ -52,4 +58,17 @@ func (h *heartbeat) run(ctx context.Context) {
 		}
 		timer.Reset(next)
 	}
+}
+
+// checkRevoked cancels the handlers of held jobs that were revoked with
+// terminate: the fallback for a lost notification on the control channel.
+func (h *heartbeat) checkRevoked(ctx context.Context) error {
+	ids, err := h.w.q.RevokedRunningJobs(ctx, h.w.cfg.WorkerID)
+	if err != nil {
+		return fmt.Errorf("look for revoked jobs: %w", err)
+	}
+	for _, id := range ids {
+		h.w.revokeJob(id)
+	}
+	return nil
 }

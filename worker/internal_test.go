@@ -170,7 +170,7 @@ func TestReconcileReleasesUnheldJobs(t *testing.T) {
 	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.ID(), Queues: []string{"default"}, MaxJobs: 3})
 	require.NoError(t, err)
 	require.Len(t, rows, 3)
-	w.hold(rows[:1]) // the answer for the other two was "lost"
+	w.hold([]*execution{w.newExecution(rows[0])}) // the answer for the other two was "lost"
 
 	require.NoError(t, w.reconcile(ctx))
 	for i, r := range rows {

@@ -14,7 +14,8 @@ import (
 
 // notifier holds a dedicated connection that LISTENs on the schema's jobs
 // channel and wakes the fetcher when a job is enqueued to one of the
-// worker's queues (the payload is the queue name). A lost connection is
+// worker's queues (the payload is the queue name); it also LISTENs on the
+// control channel and hands control messages to the controller. A lost connection is
 // re-made with capped exponential backoff; after each (re)connect the
 // fetcher is woken, since wake-ups sent while nobody listened are lost.
 type notifier struct {
@@ -81,9 +82,14 @@ func (n *notifier) session(ctx context.Context) (connected bool, err error) {
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	if err := db.New(schema.Wrap(w.cfg.Schema, conn)).ListenJobs(ctx); err != nil {
+	q := db.New(schema.Wrap(w.cfg.Schema, conn))
+	if err := q.ListenJobs(ctx); err != nil {
 		return false, err
 	}
+	if err := q.ListenControl(ctx); err != nil {
+		return false, err
+	}
+	control := schema.Channel(w.cfg.Schema, "control")
 	n.markReady()
 	w.health.ok("listener")
 	// Wake-ups sent while nobody listened are lost: look now.
@@ -93,7 +99,10 @@ func (n *notifier) session(ctx context.Context) (connected bool, err error) {
 		if err != nil {
 			return true, err
 		}
-		if w.queues[note.Payload] {
+		switch {
+		case note.Channel == control:
+			w.controller.deliver(note.Payload)
+		case w.queues.Load().has[note.Payload]:
 			w.fetcher.wake()
 		}
 	}

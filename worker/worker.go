@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,12 +25,24 @@ import (
 // Worker runs jobs from one or more queues. Make one with New and call
 // Run; a Worker runs once.
 type Worker struct {
-	cfg    Config
-	pool   *pgxpool.Pool
-	q      *db.Queries
-	tasks  map[string]*task
-	queues map[string]bool
-	log    *slog.Logger
+	cfg   Config
+	pool  *pgxpool.Pool
+	q     *db.Queries
+	tasks map[string]*task
+	log   *slog.Logger
+
+	// queues are the queues claimed from now; a control message may
+	// change them (add-queue, drop-queue).
+	queues atomic.Pointer[queueSet]
+	// scale is the autoscale range now (nil: fixed concurrency), and
+	// ceiling the most slots there may be (the workers row's
+	// concurrency); the pool-size control message changes both.
+	scale   atomic.Pointer[Autoscale]
+	ceiling atomic.Int64
+	// stopRequested is closed by the shutdown control message.
+	stopRequested chan struct{}
+	stopOnce      sync.Once
+	startedAt     time.Time
 
 	ran atomic.Bool
 
@@ -37,15 +50,19 @@ type Worker struct {
 	// completer yet. Only the fetcher adds; executions subtract.
 	slots atomic.Int64
 	// limit is how many slots there are now: Concurrency, or with
-	// Autoscale a number between Min and Max. Only the fetcher sets it.
+	// Autoscale a number between Min and Max. The fetcher sets it, and
+	// the pool-size control message.
 	limit    atomic.Int64
 	resolved chan struct{} // a slot was given back (shutdown waits on it)
 
 	// held maps the jobs this worker has claimed and not yet written an
-	// outcome for to their attempt: what the database should show as
-	// running under this worker. See reconcile.
-	heldMu sync.Mutex
-	held   map[int64]int32
+	// outcome for to their execution: what the database should show as
+	// running under this worker (see reconcile), and what a revoke
+	// cancels. pendingRevokes are revokes that arrived for jobs not held
+	// (yet): a claim whose answer is still on its way.
+	heldMu         sync.Mutex
+	held           map[int64]*execution
+	pendingRevokes map[int64]time.Time
 
 	health   health
 	execWG   sync.WaitGroup
@@ -57,6 +74,7 @@ type Worker struct {
 	completer  *completer
 	heartbeat  *heartbeat
 	maintainer *maintainer
+	controller *controller
 }
 
 // New returns a worker that takes jobs for the tasks in reg from pool. It
@@ -74,22 +92,23 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 		return nil, err
 	}
 	w := &Worker{
-		cfg:      c,
-		pool:     pool,
-		q:        db.New(schema.Wrap(c.Schema, pool)),
-		tasks:    reg.snapshot(),
-		queues:   map[string]bool{},
-		log:      c.Logger.With("worker_id", c.WorkerID),
-		resolved: make(chan struct{}, 1),
-		held:     map[int64]int32{},
+		cfg:            c,
+		pool:           pool,
+		q:              db.New(schema.Wrap(c.Schema, pool)),
+		tasks:          reg.snapshot(),
+		log:            c.Logger.With("worker_id", c.WorkerID),
+		resolved:       make(chan struct{}, 1),
+		held:           map[int64]*execution{},
+		pendingRevokes: map[int64]time.Time{},
+		stopRequested:  make(chan struct{}),
 	}
 	w.health.w = w
-	for _, q := range c.Queues {
-		w.queues[q] = true
-	}
+	w.queues.Store(newQueueSet(c.Queues))
 	w.limit.Store(int64(c.Concurrency))
+	w.ceiling.Store(int64(c.Concurrency))
 	if c.Autoscale != nil {
 		w.limit.Store(int64(c.Autoscale.Min))
+		w.scale.Store(c.Autoscale)
 	}
 	w.jobsCtx, w.stopJobs = context.WithCancelCause(context.Background())
 	w.notifier = newNotifier(w)
@@ -97,6 +116,7 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 	w.completer = newCompleter(w)
 	w.heartbeat = &heartbeat{w: w}
 	w.maintainer = &maintainer{w: w}
+	w.controller = newController(w)
 	return w, nil
 }
 
@@ -107,6 +127,29 @@ func (w *Worker) ID() string { return w.cfg.WorkerID }
 // Config.Concurrency, or with Config.Autoscale the current number
 // between Min and Max.
 func (w *Worker) Concurrency() int { return int(w.limit.Load()) }
+
+// Queues returns the queues the worker takes jobs from now:
+// Config.Queues, as changed since by add-queue and drop-queue control
+// messages.
+func (w *Worker) Queues() []string { return slices.Clone(w.queues.Load().list) }
+
+// queueSet is an immutable list of queues with a membership map; the
+// worker swaps it whole when a control message changes its queues.
+type queueSet struct {
+	list []string
+	has  map[string]bool
+}
+
+func newQueueSet(list []string) *queueSet {
+	s := &queueSet{list: slices.Clone(list), has: make(map[string]bool, len(list))}
+	for _, q := range list {
+		s.has[q] = true
+	}
+	return s
+}
+
+// requestStop makes Run shut down as if its context had ended.
+func (w *Worker) requestStop() { w.stopOnce.Do(func() { close(w.stopRequested) }) }
 
 // Run registers the worker, takes and runs jobs until ctx ends (or, in
 // Burst mode, until nothing is left to run), then shuts down in this
@@ -124,10 +167,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("worker: Run was called twice; make a new Worker")
 	}
 	defer w.stopJobs(ErrShutdown)
+	w.startedAt = time.Now()
 	if err := w.register(ctx); err != nil {
 		return err
 	}
-	attrs := []any{"queues", w.cfg.Queues, "concurrency", w.Concurrency(), "tasks", len(w.tasks), "schema", w.cfg.Schema}
+	attrs := []any{"queues", w.Queues(), "concurrency", w.Concurrency(), "tasks", len(w.tasks), "schema", w.cfg.Schema}
 	if a := w.cfg.Autoscale; a != nil {
 		attrs = append(attrs, "autoscale_min", a.Min, "autoscale_max", a.Max)
 	}
@@ -137,6 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.heartbeat.Start(bg)
 	w.completer.Start(bg)
 	w.maintainer.Start(bg)
+	w.controller.Start(bg)
 	if !w.cfg.NoListen {
 		w.notifier.Start(bg)
 		// Listen before the first fetch: a job enqueued from now on is seen
@@ -150,6 +195,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+	case <-w.stopRequested:
+		w.log.Info("shutdown asked for by a control message")
 	case <-w.fetcher.drained:
 		w.log.Info("burst mode: no runnable jobs left")
 	}
@@ -161,6 +208,7 @@ func (w *Worker) shutdown() error {
 	start := time.Now()
 	w.fetcher.Stop()
 	w.notifier.Stop()
+	w.controller.Stop()
 	w.maintainer.Stop()
 
 	clean := w.waitSlots(w.cfg.ShutdownTimeout)
@@ -215,7 +263,7 @@ func (w *Worker) register(ctx context.Context) error {
 	host, _ := os.Hostname()
 	err := w.q.RegisterWorker(ctx, db.RegisterWorkerParams{
 		ID: w.cfg.WorkerID, Host: host, Pid: int32(os.Getpid()),
-		Queues: w.cfg.Queues, Concurrency: int32(w.cfg.Concurrency), Meta: meta,
+		Queues: w.Queues(), Concurrency: int32(w.ceiling.Load()), Meta: meta,
 	})
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -240,24 +288,76 @@ func (w *Worker) finish(o outcome) {
 	w.fetcher.slotFreed()
 }
 
-// hold records claimed jobs as held until their outcome is written.
-func (w *Worker) hold(rows []db.ClaimJobsRow) {
+// hold records claimed jobs as held until their outcome is written, and
+// revokes those a revoke arrived for before the claim's answer.
+func (w *Worker) hold(execs []*execution) {
+	var revoke []*execution
 	w.heldMu.Lock()
-	for _, r := range rows {
-		w.held[r.ID] = r.Attempt
+	for _, e := range execs {
+		w.held[e.row.ID] = e
+		if _, ok := w.pendingRevokes[e.row.ID]; ok {
+			delete(w.pendingRevokes, e.row.ID)
+			revoke = append(revoke, e)
+		}
 	}
 	w.heldMu.Unlock()
+	for _, e := range revoke {
+		e.revoke()
+	}
 }
 
 // unhold forgets jobs whose outcome the completer is done with.
 func (w *Worker) unhold(outs []*outcome) {
 	w.heldMu.Lock()
 	for _, o := range outs {
-		if w.held[o.id] == o.attempt {
+		if e := w.held[o.id]; e != nil && e.row.Attempt == o.attempt {
 			delete(w.held, o.id)
 		}
 	}
 	w.heldMu.Unlock()
+}
+
+// pendingRevokeTTL is how long a revoke for a job this worker does not
+// hold is remembered, in case the job's claim is still on its way.
+const pendingRevokeTTL = time.Minute
+
+// revokeJob cancels the handler of a held job (cause ErrRevoked), or
+// remembers the id for a while in case its claim has not returned yet.
+// It reports whether the job was held.
+func (w *Worker) revokeJob(id int64) bool {
+	w.heldMu.Lock()
+	e := w.held[id]
+	if e == nil {
+		now := time.Now()
+		for k, at := range w.pendingRevokes {
+			if now.Sub(at) > pendingRevokeTTL {
+				delete(w.pendingRevokes, k)
+			}
+		}
+		w.pendingRevokes[id] = now
+	}
+	w.heldMu.Unlock()
+	if e == nil {
+		return false
+	}
+	e.revoke()
+	return true
+}
+
+// heldIDs returns the ids of the jobs held, at most n of them, and how
+// many there are.
+func (w *Worker) heldIDs(n int) ([]int64, int) {
+	w.heldMu.Lock()
+	defer w.heldMu.Unlock()
+	ids := make([]int64, 0, min(n, len(w.held)))
+	for id := range w.held {
+		if len(ids) == n {
+			break
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids, len(w.held)
 }
 
 // reconcile hands back to their queues the jobs that the database says

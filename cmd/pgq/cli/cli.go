@@ -106,6 +106,7 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newDemoCmd(a),
 		newWorkerCmd(a),
 		newResultCmd(a),
+		newRevokeCmd(a), newRetryCmd(a), newDeleteCmd(a), newPurgeCmd(a), newQueueCmd(a), newControlCmd(a),
 	)
 	return root
 }

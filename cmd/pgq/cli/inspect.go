@@ -15,8 +15,11 @@ func newInspectCmd(a *app) *cobra.Command {
 	cmd := groupCmd("inspect", "Show queues and jobs",
 		`  pgq inspect queues
   pgq inspect jobs --state failed --queue emails
-  pgq inspect job 42 --json`)
-	cmd.AddCommand(newInspectQueuesCmd(a), newInspectJobsCmd(a), newInspectJobCmd(a))
+  pgq inspect job 42 --json
+  pgq inspect workers
+  pgq inspect active --worker web-1-4242-a1b2c3`)
+	cmd.AddCommand(newInspectQueuesCmd(a), newInspectJobsCmd(a), newInspectJobCmd(a),
+		newInspectWorkersCmd(a), newInspectActiveCmd(a), newInspectScheduledCmd(a))
 	return cmd
 }
 
