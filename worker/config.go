@@ -41,6 +41,15 @@ const (
 	// AutoscaleIdleAfterDefault is how long slots must stay unused before
 	// an autoscaling worker gives them up.
 	AutoscaleIdleAfterDefault = 30 * time.Second
+	// RetentionSucceededDefault is how long succeeded jobs (and their
+	// results) are kept before the maintenance leader deletes them.
+	RetentionSucceededDefault = 24 * time.Hour
+	// RetentionFailedDefault is how long failed jobs are kept.
+	RetentionFailedDefault = 7 * 24 * time.Hour
+	// RetentionCancelledDefault is how long cancelled jobs are kept.
+	RetentionCancelledDefault = 7 * 24 * time.Hour
+	// PruneBatchDefault is the most jobs one retention statement deletes.
+	PruneBatchDefault = 1000
 )
 
 // Autoscale lets the number of jobs a worker runs at once vary with the
@@ -109,6 +118,19 @@ type Config struct {
 	// CompletionDelay is how long finished jobs are collected into one
 	// write; 0 means CompletionDelayDefault.
 	CompletionDelay time.Duration
+	// RetentionSucceeded, RetentionFailed and RetentionCancelled are how
+	// long finished jobs are kept, by final state, counted from
+	// finished_at; the maintenance leader deletes older ones in batches of
+	// PruneBatch. 0 means the default (RetentionSucceededDefault, 24h;
+	// RetentionFailedDefault and RetentionCancelledDefault, 7 days); a
+	// negative value keeps such jobs for ever. Every worker of a schema
+	// should use the same values: whichever is leader applies its own.
+	RetentionSucceeded time.Duration
+	RetentionFailed    time.Duration
+	RetentionCancelled time.Duration
+	// PruneBatch is the most jobs one retention statement deletes; 0 means
+	// PruneBatchDefault. Each statement is its own short transaction.
+	PruneBatch int
 	// NoListen turns LISTEN off (for example behind pgbouncer in
 	// transaction mode); the worker then finds jobs by polling only.
 	NoListen bool
@@ -175,6 +197,24 @@ func (c *Config) normalize() (Config, error) {
 	}
 	if n.Concurrency < 0 {
 		return n, errors.New("Config.Concurrency cannot be negative")
+	}
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&n.RetentionSucceeded, RetentionSucceededDefault},
+		{&n.RetentionFailed, RetentionFailedDefault},
+		{&n.RetentionCancelled, RetentionCancelledDefault},
+	} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	switch {
+	case n.PruneBatch < 0:
+		return n, errors.New("Config.PruneBatch cannot be negative")
+	case n.PruneBatch == 0:
+		n.PruneBatch = PruneBatchDefault
 	}
 	if a := n.Autoscale; a != nil {
 		switch {
