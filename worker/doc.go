@@ -115,9 +115,24 @@
 // once: the LISTEN connection is made again and wake-ups sent while it
 // was down are lost.
 //
+// # Revoke, remote control and retention
+//
+// The notifier also LISTENs on "<schema>.control" and hands messages to
+// the controller, which runs them one at a time: revoke (cancel held
+// jobs' handlers with cause ErrRevoked; the job ends cancelled, not
+// retried), ping, pool-size, add-queue, drop-queue and shutdown, replying
+// on "<schema>.control_reply". A malformed message is logged and ignored.
+// A revoke notification can be lost (listener down, NoListen), so the
+// heartbeat also looks for this worker's running jobs marked
+// revoke_terminate. The claim statement skips queues paused in
+// pgq.queues. After each round it leads, the maintenance leader deletes
+// finished jobs older than RetentionSucceeded, RetentionFailed and
+// RetentionCancelled, 1,000 rows per short transaction. See
+// docs/control.md.
+//
 // # Shutdown
 //
-// When Run's context ends: stop claiming and listening; let running jobs
+// When Run's context ends (or a shutdown control message arrives): stop claiming and listening; let running jobs
 // finish for up to ShutdownTimeout; cancel the rest (cause ErrShutdown)
 // and give them CancelGrace; write every outcome (a job interrupted by the
 // shutdown goes back to available without using up an attempt); hand any
