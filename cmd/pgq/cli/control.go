@@ -83,10 +83,19 @@ func newPoolSizeCmd(a *app) *cobra.Command {
 // command and args from the positional arguments.
 func newControlSubCmd(a *app, use, short string, argCheck cobra.PositionalArgs, message func([]string) (string, any, error)) *cobra.Command {
 	var f controlFlags
+	verb, _, _ := strings.Cut(use, " ")
+	example := "  pgq control " + verb + " --timeout 2s\n  pgq control " + verb + " --worker web-1-4242-a1b2c3 --json"
+	switch verb {
+	case "add-queue", "drop-queue":
+		example = "  pgq control " + verb + " reports\n  pgq control " + verb + " reports --worker web-1-4242-a1b2c3"
+	case "pool-size":
+		example = "  pgq control pool-size 20\n  pgq control pool-size --min 2 --max 50 --worker web-1-4242-a1b2c3"
+	}
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  argCheck,
+		Use:     use,
+		Short:   short,
+		Example: example,
+		Args:    argCheck,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			command, cargs, err := message(args)
 			if err != nil {
