@@ -41,8 +41,8 @@ const (
 )
 
 const (
-	pruneInterval  = time.Hour
-	pruneBatch     = 10000
+	pruneInterval = time.Hour
+	pruneBatch    = 10000
 )
 
 // Config configures a Beat. A nil *Config means all defaults.

@@ -288,7 +288,9 @@ func TestCodeEntriesSync(t *testing.T) {
 	a := Entry{Name: "a", Schedule: "@hourly", Args: ping{}}
 	c := Entry{Name: "c", Schedule: "@daily", Args: ping{}}
 	first := b.beat(t, "v1", []Entry{a, c})
-	require.Eventually(t, func() bool { return b.count(t, "SELECT count(*) FROM "+b.table("periodic_tasks")+" WHERE source = 'code' AND enabled") == 2 },
+	require.Eventually(t, func() bool {
+		return b.count(t, "SELECT count(*) FROM "+b.table("periodic_tasks")+" WHERE source = 'code' AND enabled") == 2
+	},
 		10*time.Second, 10*time.Millisecond)
 	first.Stop()
 

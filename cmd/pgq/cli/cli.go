@@ -107,6 +107,8 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newWorkerCmd(a),
 		newResultCmd(a),
 		newRevokeCmd(a), newRetryCmd(a), newDeleteCmd(a), newPurgeCmd(a), newQueueCmd(a), newControlCmd(a),
+		newBeatCmd(a),
+		newPeriodicCmd(a),
 	)
 	return root
 }

@@ -61,6 +61,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		workerID    string
 		noListen    bool
 		autoscale   string
+		beat        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -119,6 +120,11 @@ registry to cli.Main; see examples/custom-binary.`,
 				w.ID(), strings.Join(orDefault(queues), ","), strings.Join(reg.Tasks(), ", "))
 			stop := exitOnSecondSignal(ctx, cmd.ErrOrStderr())
 			defer stop()
+			stopBeat, err := a.startBeat(ctx, s, beat, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer stopBeat()
 			if err := w.Run(ctx); err != nil {
 				return err
 			}
@@ -137,6 +143,7 @@ registry to cli.Main; see examples/custom-binary.`,
 	f.DurationVar(&shutdown, "shutdown-timeout", 0, fmt.Sprintf("how long running jobs may finish after a signal (default %s)", worker.ShutdownTimeoutDefault))
 	f.StringVar(&workerID, "worker-id", "", "name of this worker (default host-pid-random)")
 	f.BoolVar(&noListen, "no-listen", false, "find jobs by polling only (for pgbouncer in transaction mode)")
+	f.BoolVar(&beat, "beat", false, "also run beat, the periodic task scheduler (see pgq beat)")
 	return cmd
 }
 
