@@ -59,8 +59,8 @@ func TestRemoteControl(t *testing.T) {
 	ctx := context.Background()
 	worker.Register(b.reg, func(ctx context.Context, job *worker.Job[addArgs]) (any, error) { return nil, nil }, nil)
 	r := b.start(t, b.config(func(c *worker.Config) { c.WorkerID = "w-ctl"; c.Concurrency = 4 }))
-	require.Eventually(t, func() bool { ws, _ := b.client.Workers(ctx); return len(ws) == 1 }, waitTimeout, 5*time.Millisecond)
 	opts := &queue.ControlOptions{Timeout: waitTimeout}
+	waitListening(t, b)
 
 	// Garbage on the control channel is logged and ignored.
 	_, err := b.db.Pool.Exec(ctx, "SELECT pg_notify($1, 'not json'), pg_notify($1, '{\"command\":\"nope\"}')", schema.Channel(b.db.Schema, "control"))
@@ -131,4 +131,15 @@ func pingData(t *testing.T, r queue.ControlReply) queue.PingReply {
 	var p queue.PingReply
 	require.NoError(t, json.Unmarshal(r.Data, &p))
 	return p
+}
+
+// waitListening waits until the test's worker answers a ping: it
+// registers in pgq.workers a moment before it LISTENs, and a message sent
+// in between is not seen (control delivery is at most once).
+func waitListening(t *testing.T, b *bundle) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		res, err := b.client.Ping(context.Background(), &queue.ControlOptions{Timeout: 200 * time.Millisecond})
+		return err == nil && len(res.Replies) == 1
+	}, waitTimeout, time.Millisecond)
 }

@@ -84,10 +84,11 @@ func TestInspectAndControlCommands(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
+	// It registers a moment before it listens: wait for its first reply.
 	require.Eventually(t, func() bool {
-		ws, err := client.Workers(ctx)
-		return err == nil && len(ws) == 1
-	}, 10*time.Second, 10*time.Millisecond)
+		res, err := client.Ping(ctx, &queue.ControlOptions{Timeout: 200 * time.Millisecond})
+		return err == nil && len(res.Replies) == 1
+	}, 20*time.Second, time.Millisecond)
 	require.Contains(t, b.mustRun(t, "inspect", "workers"), "cli-w1")
 	require.Contains(t, b.mustRun(t, "inspect", "active"), "no running jobs")
 
