@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 func (b *bundle) start(t *testing.T, args ...string) (stop func() (string, error)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	var out, errOut bytes.Buffer
+	// `pgq worker --beat` has two loggers on stderr; a bytes.Buffer needs
+	// a lock to be written by both (os.Stderr does not).
+	var out, errOut lockedBuffer
 	root := cli.New(&cli.Options{Getenv: func(string) string { return "" }})
 	root.SetOut(&out)
 	root.SetErr(&errOut)
@@ -38,6 +41,23 @@ func (b *bundle) start(t *testing.T, args ...string) (stop func() (string, error
 			return "", nil
 		}
 	}
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func (b *bundle) periodicJobs(t *testing.T, state string) int {
