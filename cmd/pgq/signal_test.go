@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
@@ -48,14 +49,27 @@ func TestWorkerSignals(t *testing.T) {
 		require.NoError(t, err)
 		return id
 	}
-	startWorker := func(shutdownTimeout string, job int64) (*exec.Cmd, chan error) {
-		cmd := exec.CommandContext(ctx, bin, "worker", "--shutdown-timeout", shutdownTimeout)
+	// startWorker runs `pgq worker` until job runs; stopping receives a
+	// value when the worker has taken the first signal.
+	startWorker := func(shutdownTimeout string, job int64) (cmd *exec.Cmd, done chan error, stopping chan struct{}) {
+		cmd = exec.CommandContext(ctx, bin, "worker", "--shutdown-timeout", shutdownTimeout)
 		cmd.Env = env
+		stderr, err := cmd.StderrPipe()
+		require.NoError(t, err)
 		require.NoError(t, cmd.Start())
-		done := make(chan error, 1)
+		stopping = make(chan struct{}, 1)
+		go func() {
+			lines := bufio.NewScanner(stderr)
+			for lines.Scan() {
+				if strings.Contains(lines.Text(), "pgq worker: stopping") {
+					stopping <- struct{}{}
+				}
+			}
+		}()
+		done = make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		require.Eventually(t, func() bool { return jobState(job) == "running" }, time.Minute, 10*time.Millisecond)
-		return cmd, done
+		return cmd, done, stopping
 	}
 	exitCode := func(err error) int {
 		var exit *exec.ExitError
@@ -69,14 +83,21 @@ func TestWorkerSignals(t *testing.T) {
 	// One signal: graceful. The 600 s job outlives the 200 ms shutdown
 	// timeout and is handed back without using up an attempt.
 	job := enqueueSleep()
-	cmd, done := startWorker("200ms", job)
+	cmd, done, _ := startWorker("200ms", job)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, exitCode(<-done))
 	require.Equal(t, "available", jobState(job))
 
 	// Two signals: the second one does not wait for the 10-minute drain.
-	cmd, done = startWorker("10m", job)
+	// (Wait for the first to be taken: the kernel merges a signal sent
+	// while the same one is still pending.)
+	cmd, done, stopping := startWorker("10m", job)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	select {
+	case <-stopping:
+	case <-ctx.Done():
+		t.Fatal("the worker never reported that it is stopping")
+	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	start := time.Now()
 	select {

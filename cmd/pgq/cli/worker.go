@@ -187,6 +187,7 @@ func exitOnSecondSignal(ctx context.Context, errOut io.Writer) (stop func()) {
 	go func() {
 		select {
 		case <-ctx.Done():
+			fmt.Fprintln(errOut, "pgq worker: stopping; running jobs may finish (signal again to exit at once)")
 		case <-done:
 			return
 		}
