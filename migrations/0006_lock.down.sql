@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS pgq.lock_key(text);
