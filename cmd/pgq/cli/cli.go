@@ -109,6 +109,7 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newRevokeCmd(a), newRetryCmd(a), newDeleteCmd(a), newPurgeCmd(a), newQueueCmd(a), newControlCmd(a),
 		newBeatCmd(a),
 		newPeriodicCmd(a),
+		newLockCmd(a),
 	)
 	return root
 }
