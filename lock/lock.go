@@ -24,6 +24,9 @@ const (
 	// KeepaliveTimeoutDefault is how long one check may take before the
 	// connection is taken for lost.
 	KeepaliveTimeoutDefault = 5 * time.Second
+	// MaxIdleConnsDefault is how many lock connections a Locker keeps open
+	// for the next lock once their lock is released.
+	MaxIdleConnsDefault = 4
 	// UnlockTimeoutDefault bounds the unlock that WithLock runs after its
 	// function returns, when the caller's context has ended.
 	UnlockTimeoutDefault = 5 * time.Second
@@ -52,6 +55,12 @@ type Config struct {
 	// taken for lost (a hung network rather than a closed connection).
 	// 0 means KeepaliveTimeoutDefault.
 	KeepaliveTimeout time.Duration
+	// MaxIdleConns is how many lock connections, their lock released, the
+	// Locker keeps open to take the next lock without connecting again
+	// (connecting costs far more than locking). 0 means
+	// MaxIdleConnsDefault; a negative value keeps none. Locker.Close
+	// closes them.
+	MaxIdleConns int
 }
 
 // Locker takes named locks in one pgq schema. It is safe for concurrent
@@ -61,6 +70,11 @@ type Locker struct {
 	schema   string
 	interval time.Duration
 	timeout  time.Duration
+	maxIdle  int
+
+	mu     sync.Mutex
+	idle   []*pgx.Conn
+	closed bool
 }
 
 // New returns a Locker whose session locks use connections made with
@@ -90,7 +104,64 @@ func New(pool *pgxpool.Pool, cfg *Config) (*Locker, error) {
 	case c.KeepaliveTimeout == 0:
 		c.KeepaliveTimeout = KeepaliveTimeoutDefault
 	}
-	return &Locker{pool: pool, schema: c.Schema, interval: c.KeepaliveInterval, timeout: c.KeepaliveTimeout}, nil
+	switch {
+	case c.MaxIdleConns < 0:
+		c.MaxIdleConns = 0
+	case c.MaxIdleConns == 0:
+		c.MaxIdleConns = MaxIdleConnsDefault
+	}
+	return &Locker{
+		pool: pool, schema: c.Schema,
+		interval: c.KeepaliveInterval, timeout: c.KeepaliveTimeout, maxIdle: c.MaxIdleConns,
+	}, nil
+}
+
+// Close closes the idle lock connections. Locks still held stay held
+// until unlocked; their connections are then closed, not kept.
+func (l *Locker) Close() {
+	l.mu.Lock()
+	idle := l.idle
+	l.idle, l.closed = nil, true
+	l.mu.Unlock()
+	for _, c := range idle {
+		closeConn(c)
+	}
+}
+
+// connect returns an idle lock connection, or a new one made with the
+// pool's settings. reused tells which.
+func (l *Locker) connect(ctx context.Context) (conn *pgx.Conn, reused bool, err error) {
+	l.mu.Lock()
+	for len(l.idle) > 0 && conn == nil {
+		c := l.idle[len(l.idle)-1]
+		l.idle = l.idle[:len(l.idle)-1]
+		if !c.IsClosed() {
+			conn = c
+		}
+	}
+	l.mu.Unlock()
+	if conn != nil {
+		return conn, true, nil
+	}
+	conn, err = pgx.ConnectConfig(ctx, l.pool.Config().ConnConfig.Copy())
+	return conn, false, err
+}
+
+// release keeps a connection that holds no lock for the next lock, or
+// closes it.
+func (l *Locker) release(conn *pgx.Conn) {
+	if conn.IsClosed() {
+		return
+	}
+	l.mu.Lock()
+	if !l.closed && len(l.idle) < l.maxIdle {
+		l.idle = append(l.idle, conn)
+		conn = nil
+	}
+	l.mu.Unlock()
+	if conn != nil {
+		closeConn(conn)
+	}
 }
 
 // Schema returns the pgq schema of the locker's locks.
@@ -137,30 +208,37 @@ func (l *Locker) lock(ctx context.Context, name string, wait bool) (*Held, bool,
 		return nil, false, ErrEmptyName
 	}
 	key := l.Key(name)
-	conn, err := pgx.ConnectConfig(ctx, l.pool.Config().ConnConfig.Copy())
-	if err != nil {
-		return nil, false, fmt.Errorf("lock %q: connect: %w", name, err)
-	}
-	q := db.New(schema.Wrap(l.schema, conn))
-	ok := true
-	if wait {
-		err = q.AdvisoryLock(ctx, key)
-	} else {
-		ok, err = q.TryAdvisoryLock(ctx, key)
-	}
-	if err != nil || !ok {
+	for {
+		conn, reused, err := l.connect(ctx)
+		if err != nil {
+			return nil, false, fmt.Errorf("lock %q: connect: %w", name, err)
+		}
+		q := db.New(schema.Wrap(l.schema, conn))
+		ok := true
+		if wait {
+			err = q.AdvisoryLock(ctx, key)
+		} else {
+			ok, err = q.TryAdvisoryLock(ctx, key)
+		}
+		switch {
+		case err == nil && ok:
+			return l.hold(conn, name, key), true, nil
+		case err == nil:
+			l.release(conn) // holds nothing
+			return nil, false, nil
+		case reused && conn.IsClosed() && ctx.Err() == nil:
+			// An idle connection had died (a restart, an idle timeout):
+			// try again on a new one.
+			continue
+		}
 		// Closing the connection releases the lock, should it have been
 		// granted as ctx ended.
 		closeConn(conn)
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				err = ctxErr
-			}
-			return nil, false, fmt.Errorf("lock %q: %w", name, err)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			err = ctxErr
 		}
-		return nil, false, nil
+		return nil, false, fmt.Errorf("lock %q: %w", name, err)
 	}
-	return l.hold(conn, name, key), true, nil
 }
 
 // WithLock runs fn while holding the named session lock, waiting for it as
@@ -235,6 +313,7 @@ func txKey(schemaName, name string) (int64, error) {
 // Held is a session lock that was taken. Release it with Unlock; watch
 // Context or Done to learn that it was lost.
 type Held struct {
+	locker   *Locker
 	name     string
 	key      int64
 	interval time.Duration
@@ -255,7 +334,7 @@ type Held struct {
 func (l *Locker) hold(conn *pgx.Conn, name string, key int64) *Held {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	h := &Held{
-		name: name, key: key, interval: l.interval, timeout: l.timeout,
+		locker: l, name: name, key: key, interval: l.interval, timeout: l.timeout,
 		ctx: ctx, cancel: cancel, conn: conn, stop: make(chan struct{}),
 	}
 	h.wg.Go(h.keepalive)
@@ -316,7 +395,8 @@ func (h *Held) keepalive() {
 	}
 }
 
-// Unlock releases the lock and closes its connection. It returns an error
+// Unlock releases the lock; its connection is kept for the Locker's next
+// lock or closed. It returns an error
 // wrapping ErrLost when the lock had been lost before. Calling it again
 // returns the first call's result.
 func (h *Held) Unlock(ctx context.Context) error {
@@ -334,8 +414,12 @@ func (h *Held) unlock(ctx context.Context) error {
 	}
 	conn := h.conn
 	h.conn = nil
-	defer closeConn(conn)
 	released, err := db.New(conn).AdvisoryUnlock(ctx, h.key)
+	if err == nil && released {
+		h.locker.release(conn)
+	} else {
+		closeConn(conn)
+	}
 	switch {
 	case err != nil && h.ctx.Err() == nil && conn.IsClosed():
 		// The connection broke on the way: PostgreSQL has let go of the

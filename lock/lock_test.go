@@ -27,6 +27,7 @@ func setup(t *testing.T) *bundle {
 	db := pgtest.New(t)
 	l, err := lock.New(db.Pool, &lock.Config{Schema: db.Schema, KeepaliveInterval: 100 * time.Millisecond})
 	require.NoError(t, err)
+	t.Cleanup(l.Close)
 	return &bundle{db: db, locker: l}
 }
 
@@ -364,4 +365,37 @@ func TestNoGoroutineLeak(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, h.Unlock(ctx))
 	require.NoError(t, b.locker.WithLock(ctx, "leak", func(context.Context) error { return nil }))
+}
+
+func TestIdleConnectionReused(t *testing.T) {
+	t.Parallel()
+	ctx := ctxTimeout(t, 10*time.Second)
+	b := setup(t)
+	backend := func(key int64) int32 {
+		var pid int32
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1", key).Scan(&pid))
+		return pid
+	}
+	h, err := b.locker.Lock(ctx, "a")
+	require.NoError(t, err)
+	first := backend(h.Key())
+	require.NoError(t, h.Unlock(ctx))
+	h, err = b.locker.Lock(ctx, "b")
+	require.NoError(t, err)
+	require.Equal(t, first, backend(h.Key()), "the released connection takes the next lock")
+	require.NoError(t, h.Unlock(ctx))
+
+	// An idle connection that died is replaced, not reported.
+	_, err = b.db.Pool.Exec(ctx, "SELECT pg_terminate_backend($1)", first)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		var n int
+		_ = b.db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first).Scan(&n)
+		return n == 0
+	}, 5*time.Second, 5*time.Millisecond)
+	h, ok, err := b.locker.TryLock(ctx, "c")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NotEqual(t, first, backend(h.Key()))
+	require.NoError(t, h.Unlock(ctx))
 }

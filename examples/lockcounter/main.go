@@ -65,6 +65,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	defer locker.Close()
 
 	if *hold {
 		h, err := locker.Lock(ctx, *name)
