@@ -117,6 +117,7 @@ const listQueues = `-- name: ListQueues :many
 SELECT n.name::text AS name,
        coalesce(q.paused, false)::boolean AS paused,
        q.paused_at,
+       q.priority, q.max_retries, q.retry_delay_ms, q.time_limit_ms, q.soft_time_limit_ms,
        coalesce(s.waiting, 0)::bigint AS waiting,
        coalesce(s.running, 0)::bigint AS running,
        coalesce(s.finished, 0)::bigint AS finished
@@ -131,12 +132,17 @@ SELECT n.name::text AS name,
 `
 
 type ListQueuesRow struct {
-	Name     string
-	Paused   bool
-	PausedAt *time.Time
-	Waiting  int64
-	Running  int64
-	Finished int64
+	Name            string
+	Paused          bool
+	PausedAt        *time.Time
+	Priority        *int16
+	MaxRetries      *int32
+	RetryDelayMs    *int32
+	TimeLimitMs     *int32
+	SoftTimeLimitMs *int32
+	Waiting         int64
+	Running         int64
+	Finished        int64
 }
 
 // Every queue that has a settings row or jobs, with its counts.
@@ -153,6 +159,11 @@ func (q *Queries) ListQueues(ctx context.Context) ([]ListQueuesRow, error) {
 			&i.Name,
 			&i.Paused,
 			&i.PausedAt,
+			&i.Priority,
+			&i.MaxRetries,
+			&i.RetryDelayMs,
+			&i.TimeLimitMs,
+			&i.SoftTimeLimitMs,
 			&i.Waiting,
 			&i.Running,
 			&i.Finished,

@@ -34,12 +34,18 @@ INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
     run_at, expires_at
-) VALUES (
-    $1, $2, $3, $4, $5, $6, $7,
-    $8, $9, $10, $11,
-    coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
-    coalesce($14::timestamptz, now() + make_interval(secs => $15::float8))
 )
+SELECT $1::text, $2::text, $3::text,
+       coalesce($4::smallint, d.priority, 0), $5::jsonb, $6::jsonb,
+       coalesce($7::integer, d.max_retries, 3),
+       coalesce($8::integer, d.retry_delay_ms),
+       coalesce($9::integer, d.time_limit_ms),
+       coalesce($10::integer, d.soft_time_limit_ms),
+       $11::boolean,
+       coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
+       coalesce($14::timestamptz, now() + make_interval(secs => $15::float8))
+  FROM (VALUES (1)) AS one (x)
+  LEFT JOIN pgq.queues AS d ON d.name = $2::text
 RETURNING id, state, run_at, queue
 )
 SELECT job.id, job.state, job.run_at
@@ -50,10 +56,10 @@ type InsertJobParams struct {
 	Task             string
 	Queue            string
 	State            string
-	Priority         int16
+	Priority         *int16
 	Args             json.RawMessage
 	Meta             json.RawMessage
-	MaxRetries       int32
+	MaxRetries       *int32
 	RetryDelayMs     *int32
 	TimeLimitMs      *int32
 	SoftTimeLimitMs  *int32
@@ -70,7 +76,8 @@ type InsertJobRow struct {
 	RunAt time.Time
 }
 
-// One job, and its queue's wake-up (delivered at commit).
+// One job, and its queue's wake-up (delivered at commit). Options the
+// client leaves NULL take the queue's defaults (pgq.queues), then pgq's.
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJobRow, error) {
 	row := q.db.QueryRow(ctx, insertJob,
 		arg.Task,
@@ -100,13 +107,19 @@ WITH inserted AS (
         task, queue, state, priority, args, meta, max_retries,
         retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
         run_at, expires_at, unique_key
-    ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7,
-        $8, $9, $10, $11,
-        coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
-        coalesce($14::timestamptz, now() + make_interval(secs => $15::float8)),
-        $16
     )
+    SELECT $1::text, $2::text, $3::text,
+           coalesce($4::smallint, d.priority, 0), $5::jsonb, $6::jsonb,
+           coalesce($7::integer, d.max_retries, 3),
+           coalesce($8::integer, d.retry_delay_ms),
+           coalesce($9::integer, d.time_limit_ms),
+           coalesce($10::integer, d.soft_time_limit_ms),
+           $11::boolean,
+           coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
+           coalesce($14::timestamptz, now() + make_interval(secs => $15::float8)),
+           $16::text
+      FROM (VALUES (1)) AS one (x)
+      LEFT JOIN pgq.queues AS d ON d.name = $2::text
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retrying')
     DO NOTHING
     RETURNING id, state, run_at, queue
@@ -125,10 +138,10 @@ type InsertUniqueJobParams struct {
 	Task             string
 	Queue            string
 	State            string
-	Priority         int16
+	Priority         *int16
 	Args             json.RawMessage
 	Meta             json.RawMessage
-	MaxRetries       int32
+	MaxRetries       *int32
 	RetryDelayMs     *int32
 	TimeLimitMs      *int32
 	SoftTimeLimitMs  *int32
@@ -137,7 +150,7 @@ type InsertUniqueJobParams struct {
 	CountdownSeconds float64
 	ExpiresAt        *time.Time
 	ExpiresInSeconds *float64
-	UniqueKey        *string
+	UniqueKey        string
 }
 
 type InsertUniqueJobRow struct {
@@ -189,6 +202,49 @@ func (q *Queries) NotifyQueues(ctx context.Context, queues []string) error {
 	return err
 }
 
+const queueDefaults = `-- name: QueueDefaults :many
+SELECT name, priority, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms
+  FROM pgq.queues
+ WHERE name = ANY ($1::text[])
+`
+
+type QueueDefaultsRow struct {
+	Name            string
+	Priority        *int16
+	MaxRetries      *int32
+	RetryDelayMs    *int32
+	TimeLimitMs     *int32
+	SoftTimeLimitMs *int32
+}
+
+// The defaults of the given queues, for a COPY (which cannot join them).
+func (q *Queries) QueueDefaults(ctx context.Context, names []string) ([]QueueDefaultsRow, error) {
+	rows, err := q.db.Query(ctx, queueDefaults, names)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []QueueDefaultsRow
+	for rows.Next() {
+		var i QueueDefaultsRow
+		if err := rows.Scan(
+			&i.Name,
+			&i.Priority,
+			&i.MaxRetries,
+			&i.RetryDelayMs,
+			&i.TimeLimitMs,
+			&i.SoftTimeLimitMs,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const reserveJobIDs = `-- name: ReserveJobIDs :many
 SELECT nextval('pgq.jobs_id_seq'::regclass)::bigint AS id
   FROM generate_series(1, $1::integer)
@@ -215,4 +271,36 @@ func (q *Queries) ReserveJobIDs(ctx context.Context, count int32) ([]int64, erro
 		return nil, err
 	}
 	return items, nil
+}
+
+const setQueueDefaults = `-- name: SetQueueDefaults :exec
+INSERT INTO pgq.queues AS q (name, priority, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms, updated_at)
+VALUES ($1, $2, $3, $4,
+        $5, $6, now())
+ON CONFLICT (name) DO UPDATE
+   SET priority = excluded.priority, max_retries = excluded.max_retries,
+       retry_delay_ms = excluded.retry_delay_ms, time_limit_ms = excluded.time_limit_ms,
+       soft_time_limit_ms = excluded.soft_time_limit_ms, updated_at = now()
+`
+
+type SetQueueDefaultsParams struct {
+	Name            string
+	Priority        *int16
+	MaxRetries      *int32
+	RetryDelayMs    *int32
+	TimeLimitMs     *int32
+	SoftTimeLimitMs *int32
+}
+
+// Replace a queue's default options (NULL: none; pgq's own apply).
+func (q *Queries) SetQueueDefaults(ctx context.Context, arg SetQueueDefaultsParams) error {
+	_, err := q.db.Exec(ctx, setQueueDefaults,
+		arg.Name,
+		arg.Priority,
+		arg.MaxRetries,
+		arg.RetryDelayMs,
+		arg.TimeLimitMs,
+		arg.SoftTimeLimitMs,
+	)
+	return err
 }

@@ -114,11 +114,16 @@ type PgqPeriodicTask struct {
 
 // Queue settings: paused queues are not claimed from. A queue without a row has the defaults.
 type PgqQueue struct {
-	Name      string
-	Paused    bool
-	PausedAt  *time.Time
-	UpdatedAt time.Time
-	Meta      json.RawMessage
+	Name            string
+	Paused          bool
+	PausedAt        *time.Time
+	UpdatedAt       time.Time
+	Meta            json.RawMessage
+	Priority        *int16
+	MaxRetries      *int32
+	RetryDelayMs    *int32
+	TimeLimitMs     *int32
+	SoftTimeLimitMs *int32
 }
 
 type PgqQueueStat struct {

@@ -100,6 +100,7 @@ SELECT pg_notify('pgq.jobs', resumed.name) FROM resumed;
 SELECT n.name::text AS name,
        coalesce(q.paused, false)::boolean AS paused,
        q.paused_at,
+       q.priority, q.max_retries, q.retry_delay_ms, q.time_limit_ms, q.soft_time_limit_ms,
        coalesce(s.waiting, 0)::bigint AS waiting,
        coalesce(s.running, 0)::bigint AS running,
        coalesce(s.finished, 0)::bigint AS finished

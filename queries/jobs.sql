@@ -1,16 +1,23 @@
 -- name: InsertJob :one
--- One job, and its queue's wake-up (delivered at commit).
+-- One job, and its queue's wake-up (delivered at commit). Options the
+-- client leaves NULL take the queue's defaults (pgq.queues), then pgq's.
 WITH job AS (
 INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
     run_at, expires_at
-) VALUES (
-    @task, @queue, @state, @priority, @args, @meta, @max_retries,
-    sqlc.narg(retry_delay_ms), sqlc.narg(time_limit_ms), sqlc.narg(soft_time_limit_ms), @ignore_result,
-    coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
-    coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8))
 )
+SELECT @task::text, @queue::text, @state::text,
+       coalesce(sqlc.narg(priority)::smallint, d.priority, 0), @args::jsonb, @meta::jsonb,
+       coalesce(sqlc.narg(max_retries)::integer, d.max_retries, 3),
+       coalesce(sqlc.narg(retry_delay_ms)::integer, d.retry_delay_ms),
+       coalesce(sqlc.narg(time_limit_ms)::integer, d.time_limit_ms),
+       coalesce(sqlc.narg(soft_time_limit_ms)::integer, d.soft_time_limit_ms),
+       @ignore_result::boolean,
+       coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
+       coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8))
+  FROM (VALUES (1)) AS one (x)
+  LEFT JOIN pgq.queues AS d ON d.name = @queue::text
 RETURNING id, state, run_at, queue
 )
 SELECT job.id, job.state, job.run_at
@@ -25,13 +32,19 @@ WITH inserted AS (
         task, queue, state, priority, args, meta, max_retries,
         retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
         run_at, expires_at, unique_key
-    ) VALUES (
-        @task, @queue, @state, @priority, @args, @meta, @max_retries,
-        sqlc.narg(retry_delay_ms), sqlc.narg(time_limit_ms), sqlc.narg(soft_time_limit_ms), @ignore_result,
-        coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
-        coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8)),
-        @unique_key
     )
+    SELECT @task::text, @queue::text, @state::text,
+           coalesce(sqlc.narg(priority)::smallint, d.priority, 0), @args::jsonb, @meta::jsonb,
+           coalesce(sqlc.narg(max_retries)::integer, d.max_retries, 3),
+           coalesce(sqlc.narg(retry_delay_ms)::integer, d.retry_delay_ms),
+           coalesce(sqlc.narg(time_limit_ms)::integer, d.time_limit_ms),
+           coalesce(sqlc.narg(soft_time_limit_ms)::integer, d.soft_time_limit_ms),
+           @ignore_result::boolean,
+           coalesce(sqlc.narg(run_at)::timestamptz, now() + make_interval(secs => @countdown_seconds::float8)),
+           coalesce(sqlc.narg(expires_at)::timestamptz, now() + make_interval(secs => sqlc.narg(expires_in_seconds)::float8)),
+           @unique_key::text
+      FROM (VALUES (1)) AS one (x)
+      LEFT JOIN pgq.queues AS d ON d.name = @queue::text
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retrying')
     DO NOTHING
     RETURNING id, state, run_at, queue
@@ -67,3 +80,19 @@ SELECT nextval('pgq.jobs_id_seq'::regclass)::bigint AS id
 -- name: NotifyQueues :exec
 -- Wake-ups for the queues a COPY filled (COPY cannot call functions).
 SELECT pg_notify('pgq.jobs', queue) FROM unnest(@queues::text[]) AS queue;
+
+-- name: QueueDefaults :many
+-- The defaults of the given queues, for a COPY (which cannot join them).
+SELECT name, priority, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms
+  FROM pgq.queues
+ WHERE name = ANY (@names::text[]);
+
+-- name: SetQueueDefaults :exec
+-- Replace a queue's default options (NULL: none; pgq's own apply).
+INSERT INTO pgq.queues AS q (name, priority, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms, updated_at)
+VALUES (@name, sqlc.narg(priority), sqlc.narg(max_retries), sqlc.narg(retry_delay_ms),
+        sqlc.narg(time_limit_ms), sqlc.narg(soft_time_limit_ms), now())
+ON CONFLICT (name) DO UPDATE
+   SET priority = excluded.priority, max_retries = excluded.max_retries,
+       retry_delay_ms = excluded.retry_delay_ms, time_limit_ms = excluded.time_limit_ms,
+       soft_time_limit_ms = excluded.soft_time_limit_ms, updated_at = now();

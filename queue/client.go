@@ -155,9 +155,9 @@ func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared) (E
 // prepared is one job, validated and encoded, ready for INSERT or COPY.
 type prepared struct {
 	task, queue, state string
-	priority           int16
+	priority           *int16 // nil: the queue's default, else PriorityDefault
 	args, meta         []byte
-	maxRetries         int32
+	maxRetries         *int32 // nil: the queue's default, else MaxRetriesDefault
 	retryDelayMs       *int32
 	timeLimitMs        *int32
 	softTimeLimitMs    *int32
@@ -170,7 +170,9 @@ type prepared struct {
 }
 
 // prepare validates and encodes one job. Options apply in layers: the
-// call's, then the task's defaults, then the route's, then the package's.
+// call's, then the task's defaults, then the route's. Priority, retries and
+// the time options left unset are filled in by the database from the
+// queue's defaults (pgq.queues), then the package's.
 func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared, error) {
 	if args == nil {
 		return prepared{}, invalid("args", "args are nil: pass a TaskArgs value or queue.Raw")
@@ -197,7 +199,7 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 	if r, ok := c.router.match(task); ok {
 		o = o.merge(r)
 	}
-	o = o.merge(Options{Queue: QueueDefault, Priority: Ptr(PriorityDefault), MaxRetries: Ptr(MaxRetriesDefault), IgnoreResult: Ptr(false)})
+	o = o.merge(Options{Queue: QueueDefault, IgnoreResult: Ptr(false)})
 	if o.TimeLimit > 0 && o.SoftTimeLimit > o.TimeLimit {
 		return prepared{}, invalid("SoftTimeLimit", "soft time limit %s is longer than the hard limit %s", o.SoftTimeLimit, o.TimeLimit)
 	}
@@ -225,26 +227,26 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 		task:         task,
 		queue:        o.Queue,
 		state:        "available",
-		priority:     int16(*o.Priority),
 		args:         encoded,
 		meta:         meta,
-		maxRetries:   int32(min(*o.MaxRetries, math.MaxInt32)),
 		ignoreResult: *o.IgnoreResult,
 		countdown:    o.Countdown,
 	}
-	for _, f := range []struct {
-		name string
-		d    time.Duration
-		dst  **int32
-	}{{"RetryDelay", o.RetryDelay, &p.retryDelayMs}, {"TimeLimit", o.TimeLimit, &p.timeLimitMs}, {"SoftTimeLimit", o.SoftTimeLimit, &p.softTimeLimitMs}} {
-		if f.d == 0 {
-			continue
-		}
-		ms := (f.d + time.Millisecond - 1) / time.Millisecond // round up: 1ns is not "none"
-		if ms > math.MaxInt32 {
-			return prepared{}, invalid(f.name, "%s of %s is too long (the limit is about 24 days)", f.name, f.d)
-		}
-		*f.dst = Ptr(int32(ms))
+	if o.Priority != nil {
+		p.priority = Ptr(int16(*o.Priority))
+	}
+	if o.MaxRetries != nil {
+		p.maxRetries = Ptr(int32(min(*o.MaxRetries, math.MaxInt32)))
+	}
+	var err2 error
+	if p.retryDelayMs, err2 = millisOf("RetryDelay", o.RetryDelay); err2 != nil {
+		return prepared{}, err2
+	}
+	if p.timeLimitMs, err2 = millisOf("TimeLimit", o.TimeLimit); err2 != nil {
+		return prepared{}, err2
+	}
+	if p.softTimeLimitMs, err2 = millisOf("SoftTimeLimit", o.SoftTimeLimit); err2 != nil {
+		return prepared{}, err2
 	}
 	if !o.ETA.IsZero() {
 		p.runAt = Ptr(o.ETA)
@@ -280,7 +282,7 @@ func (p prepared) insertUniqueParams() db.InsertUniqueJobParams {
 		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
 		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
 		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
-		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, UniqueKey: p.uniqueKey,
+		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, UniqueKey: *p.uniqueKey,
 	}
 }
 
@@ -289,4 +291,17 @@ func seconds(d *time.Duration) *float64 {
 		return nil
 	}
 	return Ptr(d.Seconds())
+}
+
+// millisOf converts a duration option to the milliseconds the jobs table
+// stores: nil for 0 (unset), rounded up so that 1ns is not "none".
+func millisOf(field string, d time.Duration) (*int32, error) {
+	if d == 0 {
+		return nil, nil
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxInt32 {
+		return nil, invalid(field, "%s of %s is too long (the limit is about 24 days)", field, d)
+	}
+	return Ptr(int32(ms)), nil
 }

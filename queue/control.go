@@ -208,6 +208,8 @@ type QueueInfo struct {
 	Waiting  int64      `json:"waiting"`
 	Running  int64      `json:"running"`
 	Finished int64      `json:"finished"`
+	// Defaults are the options the queue gives jobs that set none.
+	Defaults QueueDefaults `json:"defaults"`
 }
 
 // ListQueues lists every queue that has jobs or settings, by name.
@@ -218,7 +220,8 @@ func (c *Client) ListQueues(ctx context.Context) ([]QueueInfo, error) {
 	}
 	out := make([]QueueInfo, len(rows))
 	for i, r := range rows {
-		out[i] = QueueInfo{Name: r.Name, Paused: r.Paused, PausedAt: r.PausedAt, Waiting: r.Waiting, Running: r.Running, Finished: r.Finished}
+		out[i] = QueueInfo{Name: r.Name, Paused: r.Paused, PausedAt: r.PausedAt, Waiting: r.Waiting, Running: r.Running, Finished: r.Finished,
+			Defaults: queueDefaultsOf(r.Priority, r.MaxRetries, r.RetryDelayMs, r.TimeLimitMs, r.SoftTimeLimitMs)}
 	}
 	return out, nil
 }

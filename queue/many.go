@@ -95,9 +95,13 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 
 // copyJobs sends the jobs at idx with COPY, using the reserved ids.
 func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids []int64, jobs []prepared, idx []int, out []Enqueued) error {
+	defaults, err := c.queueDefaults(ctx, q, jobs, idx)
+	if err != nil {
+		return err
+	}
 	rows := make([]db.CopyJobsParams, len(idx))
 	for k, i := range idx {
-		p := jobs[i]
+		p := defaults.apply(jobs[i])
 		// COPY cannot call now(): times are taken from this machine's clock.
 		runAt := now.Add(p.countdown)
 		if p.runAt != nil {
@@ -108,8 +112,8 @@ func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids
 			expiresAt = Ptr(now.Add(*p.expiresIn))
 		}
 		rows[k] = db.CopyJobsParams{
-			ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, Priority: p.priority,
-			Args: p.args, Meta: p.meta, MaxRetries: p.maxRetries,
+			ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, Priority: *p.priority,
+			Args: p.args, Meta: p.meta, MaxRetries: *p.maxRetries,
 			RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
 			IgnoreResult: p.ignoreResult, RunAt: runAt, ExpiresAt: expiresAt,
 		}
@@ -150,4 +154,51 @@ func queuesOf(rows []db.CopyJobsParams) []string {
 		}
 	}
 	return out
+}
+
+// queueDefaultsByName holds the pgq.queues defaults of some queues.
+type queueDefaultsByName map[string]db.QueueDefaultsRow
+
+// queueDefaults reads the defaults of the queues the jobs at idx go to:
+// COPY cannot join pgq.queues as the single-job INSERT does.
+func (c *Client) queueDefaults(ctx context.Context, q *db.Queries, jobs []prepared, idx []int) (queueDefaultsByName, error) {
+	seen := map[string]bool{}
+	var names []string
+	for _, i := range idx {
+		if n := jobs[i].queue; !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	rows, err := q.QueueDefaults(ctx, names)
+	if err != nil {
+		return nil, dbError(c.schema, "read queue defaults", err)
+	}
+	out := make(queueDefaultsByName, len(rows))
+	for _, r := range rows {
+		out[r.Name] = r
+	}
+	return out, nil
+}
+
+// apply fills p's unset options from its queue's defaults, then the
+// package's, as InsertJob does in SQL.
+func (d queueDefaultsByName) apply(p prepared) prepared {
+	qd := d[p.queue]
+	p.priority = firstOf(p.priority, qd.Priority, Ptr(int16(PriorityDefault)))
+	p.maxRetries = firstOf(p.maxRetries, qd.MaxRetries, Ptr(int32(MaxRetriesDefault)))
+	p.retryDelayMs = firstOf(p.retryDelayMs, qd.RetryDelayMs)
+	p.timeLimitMs = firstOf(p.timeLimitMs, qd.TimeLimitMs)
+	p.softTimeLimitMs = firstOf(p.softTimeLimitMs, qd.SoftTimeLimitMs)
+	return p
+}
+
+// firstOf returns the first non-nil pointer, or nil.
+func firstOf[T any](ptrs ...*T) *T {
+	for _, p := range ptrs {
+		if p != nil {
+			return p
+		}
+	}
+	return nil
 }

@@ -101,6 +101,7 @@ registry to cli.Main; see examples/custom-binary.`,
 			}
 			defer s.Close()
 			reg := a.registry()
+			logger := a.workerLogger(cmd.ErrOrStderr())
 			w, err := worker.New(s.pool, reg, &worker.Config{
 				Schema:          s.schema,
 				Queues:          queues,
@@ -111,14 +112,14 @@ registry to cli.Main; see examples/custom-binary.`,
 				ShutdownTimeout: shutdown,
 				WorkerID:        workerID,
 				NoListen:        noListen,
-				Logger:          a.workerLogger(cmd.ErrOrStderr()),
+				Logger:          logger,
 			})
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pgq worker %s: queues %s, tasks %s\n",
 				w.ID(), strings.Join(orDefault(queues), ","), strings.Join(reg.Tasks(), ", "))
-			stop := exitOnSecondSignal(ctx, cmd.ErrOrStderr())
+			stop := exitOnSecondSignal(ctx, logger)
 			defer stop()
 			stopBeat, err := a.startBeat(ctx, s, beat, cmd.ErrOrStderr())
 			if err != nil {
@@ -180,14 +181,15 @@ func orDefault(queues []string) []string {
 // exitOnSecondSignal exits the process at once on a signal that arrives
 // after ctx ended (the first signal ends ctx and starts the graceful
 // shutdown). The returned function stops watching.
-func exitOnSecondSignal(ctx context.Context, errOut io.Writer) (stop func()) {
+// It reports through log, which serialises its writes with the worker's.
+func exitOnSecondSignal(ctx context.Context, log *slog.Logger) (stop func()) {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(errOut, "pgq worker: stopping; running jobs may finish (signal again to exit at once)")
+			log.Info("pgq worker: stopping; running jobs may finish (signal again to exit at once)")
 		case <-done:
 			return
 		}
@@ -197,7 +199,7 @@ func exitOnSecondSignal(ctx context.Context, errOut io.Writer) (stop func()) {
 			case <-signals:
 				// The signal that ended ctx is delivered here too.
 				if seen++; seen >= 2 {
-					fmt.Fprintln(errOut, "pgq worker: second signal, exiting without waiting for running jobs")
+					log.Warn("pgq worker: second signal, exiting without waiting for running jobs")
 					os.Exit(ExitInterrupted)
 				}
 			case <-done:
