@@ -421,6 +421,10 @@ func (h *Held) unlock(ctx context.Context) error {
 		closeConn(conn)
 	}
 	switch {
+	case err != nil && ctx.Err() != nil:
+		// Cancelled: closing the connection released the lock.
+		h.cancel(ErrUnlocked)
+		return fmt.Errorf("unlock %q: %w (closing its connection released it)", h.name, ctx.Err())
 	case err != nil && h.ctx.Err() == nil && conn.IsClosed():
 		// The connection broke on the way: PostgreSQL has let go of the
 		// lock, just not at our request.
