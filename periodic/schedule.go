@@ -2,6 +2,7 @@ package periodic
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	_ "time/tzdata" // every process resolves zones the same way, with or without a system zoneinfo
@@ -171,9 +172,11 @@ func (s Schedule) Next(t time.Time) time.Time {
 	switch {
 	case s.every > 0:
 		step := int64(s.every)
-		n := t.UnixNano()
-		next := (floorDiv(n, step) + 1) * step
-		return time.Unix(0, next).In(t.Location())
+		q := floorDiv(t.UnixNano(), step) + 1
+		if q > math.MaxInt64/step {
+			return time.Time{} // past 2262, where Unix nanoseconds end
+		}
+		return time.Unix(0, q*step).In(t.Location())
 	case s.cron != nil:
 		return s.cron.Next(t)
 	}

@@ -100,6 +100,17 @@ func TestIntervalsAlignToTheEpoch(t *testing.T) {
 	require.Equal(t, time.Date(2026, 5, 1, 12, 0, 5, 0, time.UTC), s.Next(time.Date(2026, 5, 1, 12, 0, 4, 0, time.UTC)))
 }
 
+// TestIntervalNextPastUnixNanoseconds: a tick that Unix nanoseconds cannot
+// hold (after 2262) is no tick, not one wrapped around to 1969. Found by
+// FuzzParse.
+func TestIntervalNextPastUnixNanoseconds(t *testing.T) {
+	t.Parallel()
+	s := mustParse(t, "@every 2562047h", "")
+	first := s.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	require.Equal(t, 2262, first.Year())
+	require.True(t, s.Next(first).IsZero(), "got %v", s.Next(first))
+}
+
 // TestDaylightSaving pins down what pgq does when the clocks change, in
 // America/New_York in 2026: on 8 March 02:00 EST jumps to 03:00 EDT (02:30
 // does not exist), on 1 November 02:00 EDT falls back to 01:00 EST (01:30
