@@ -2,6 +2,7 @@ package queue
 
 import (
 	"encoding/json"
+	"errors"
 )
 
 // TaskArgs is the arguments of one task, and names that task. Any struct
@@ -41,10 +42,15 @@ type Raw struct {
 // TaskName returns r.Task.
 func (r Raw) TaskName() string { return r.Task }
 
-// MarshalJSON returns r.Args, or {} when it is empty.
+// MarshalJSON returns r.Args, or {} when it is empty. It refuses args that
+// PostgreSQL cannot store as jsonb although they parse as JSON: invalid
+// UTF-8, \u0000, unpaired surrogates.
 func (r Raw) MarshalJSON() ([]byte, error) {
 	if len(r.Args) == 0 {
 		return []byte("{}"), nil
+	}
+	if why := jsonbRefusal(r.Args); why != "" {
+		return nil, errors.New("args " + why)
 	}
 	return r.Args, nil
 }

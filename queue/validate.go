@@ -1,9 +1,13 @@
 package queue
 
 import (
+	"bytes"
+	"encoding/json"
 	"regexp"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // These patterns repeat the CHECK constraints of pgq.jobs (migration 0001)
@@ -114,8 +118,53 @@ func validateOptions(o Options) error {
 	if o.TimeLimit > 0 && o.SoftTimeLimit > o.TimeLimit {
 		return invalid("SoftTimeLimit", "soft time limit %s is longer than the hard limit %s", o.SoftTimeLimit, o.TimeLimit)
 	}
+	if len(o.Headers) > 0 {
+		// Only what PostgreSQL refuses; prepare reports other encoding errors.
+		if b, err := json.Marshal(o.Headers); err == nil {
+			if why := jsonbRefusal(b); why != "" {
+				return invalid("Headers", "headers %s", why)
+			}
+		}
+	}
 	if o.UniqueKey != "" && len(o.UniqueKey) > 255 {
 		return invalid("UniqueKey", "unique key is %d bytes long; the limit is 255", len(o.UniqueKey))
 	}
 	return nil
+}
+
+// jsonbRefusal says why PostgreSQL's jsonb would refuse a JSON text that
+// encoding/json accepts, or returns "" when it would not: jsonb wants valid
+// UTF-8 without NUL characters (\u0000) or unpaired UTF-16 surrogates.
+// Checking here keeps such args an ErrInvalid instead of an error from the
+// database that aborts the caller's transaction.
+func jsonbRefusal(b []byte) string {
+	if !utf8.Valid(b) {
+		return "is not valid UTF-8"
+	}
+	// In a valid JSON text every backslash starts an escape in a string.
+	for i := bytes.IndexByte(b, '\\'); i >= 0 && i+1 < len(b); {
+		if b[i+1] == 'u' && i+6 <= len(b) {
+			r, _ := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+			switch {
+			case r == 0:
+				return `holds a NUL character (\u0000), which PostgreSQL cannot store`
+			case 0xd800 <= r && r < 0xdc00: // a high surrogate needs a low one next
+				if i+12 <= len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
+					if lo, _ := strconv.ParseUint(string(b[i+8:i+12]), 16, 16); 0xdc00 <= lo && lo < 0xe000 {
+						i += 6
+						break
+					}
+				}
+				return "holds an unpaired UTF-16 surrogate, which PostgreSQL refuses"
+			case 0xdc00 <= r && r < 0xe000:
+				return "holds an unpaired UTF-16 surrogate, which PostgreSQL refuses"
+			}
+		}
+		next := bytes.IndexByte(b[i+2:], '\\')
+		if next < 0 {
+			break
+		}
+		i += 2 + next
+	}
+	return ""
 }
