@@ -289,6 +289,11 @@ func TestBadInputIsRejectedBeforeSending(t *testing.T) {
 		{"invalid raw json", queue.Raw{Task: "a.b", Args: json.RawMessage(`{"x":`)}, nil, "args"},
 		{"payload too large", queue.Raw{Task: "a.b", Args: json.RawMessage(`"` + strings.Repeat("x", 1000) + `"`)}, nil, "args"},
 		{"unencodable header", sendEmail{}, &queue.Options{Headers: map[string]any{"f": func() {}}}, "Headers"},
+		// JSON that encoding/json takes and jsonb refuses (found by FuzzPrepareRaw).
+		{"raw args not utf-8", queue.Raw{Task: "a.b", Args: json.RawMessage("{\"x\":\"\xff\"}")}, nil, "args"},
+		{"raw args with nul", queue.Raw{Task: "a.b", Args: json.RawMessage(`{"x":"\u0000"}`)}, nil, "args"},
+		{"raw args lone surrogate", queue.Raw{Task: "a.b", Args: json.RawMessage(`{"x":"\ud800"}`)}, nil, "args"},
+		{"header with nul", sendEmail{}, &queue.Options{Headers: map[string]any{"h": "a\x00b"}}, "Headers"},
 		{"negative countdown", sendEmail{}, &queue.Options{Countdown: -time.Second}, "Countdown"},
 		{"countdown and eta", sendEmail{}, &queue.Options{Countdown: time.Second, ETA: time.Now()}, "ETA"},
 		{"negative expires", sendEmail{}, &queue.Options{Expires: -time.Second}, "Expires"},
