@@ -211,6 +211,9 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 	if string(encoded) == "null" {
 		encoded = []byte("{}")
 	}
+	if why := jsonbRefusal(encoded); why != "" { // a string with a NUL character, or custom MarshalJSON output
+		return prepared{}, invalid("args", "args of task %s %s", task, why)
+	}
 	meta := []byte("{}")
 	if len(o.Headers) > 0 {
 		meta, err = json.Marshal(o.Headers)

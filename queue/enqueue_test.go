@@ -294,6 +294,7 @@ func TestBadInputIsRejectedBeforeSending(t *testing.T) {
 		{"raw args with nul", queue.Raw{Task: "a.b", Args: json.RawMessage(`{"x":"\u0000"}`)}, nil, "args"},
 		{"raw args lone surrogate", queue.Raw{Task: "a.b", Args: json.RawMessage(`{"x":"\ud800"}`)}, nil, "args"},
 		{"header with nul", sendEmail{}, &queue.Options{Headers: map[string]any{"h": "a\x00b"}}, "Headers"},
+		{"typed args with nul", sendEmail{To: "a\x00b"}, nil, "args"},
 		{"negative countdown", sendEmail{}, &queue.Options{Countdown: -time.Second}, "Countdown"},
 		{"countdown and eta", sendEmail{}, &queue.Options{Countdown: time.Second, ETA: time.Now()}, "ETA"},
 		{"negative expires", sendEmail{}, &queue.Options{Expires: -time.Second}, "Expires"},
