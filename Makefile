@@ -5,7 +5,7 @@ TOOL    := $(GO) tool -modfile=tools/go.mod
 PKGS    := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: test unit verify generate vet lint bench demo clean
+.PHONY: test unit verify generate vet lint bench demo clean fuzz
 
 ## test: check generated code and lint, then run every test with the race detector
 test: verify unit
@@ -34,6 +34,18 @@ lint:
 bench:
 	PGQ_TEST_DURABLE=1 $(GO) test -run '^$$' -bench . -benchtime 5x ./queue/...
 	PGQ_TEST_DURABLE=1 $(GO) test -run '^$$' -bench . ./worker/...
+
+## fuzz: run each fuzz target for FUZZTIME (`make test` runs their seed corpora only); crashers land in testdata/fuzz
+FUZZTIME ?= 10s
+FUZZ_TARGETS := ./queue:FuzzValidateName ./queue:FuzzPrepareRaw ./worker:FuzzDecodeArgs \
+	./periodic:FuzzParse ./periodic:FuzzEvery ./cmd/pgq/cli:FuzzEnqueueInput ./cmd/pgq/cli:FuzzParseAutoscale \
+	./internal/schema:FuzzCheckRewrite
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## demo: throwaway PostgreSQL, migrations, some jobs, inspection
 demo:
