@@ -205,7 +205,8 @@ func (q *Queries) NotifyQueues(ctx context.Context, queues []string) error {
 const queueDefaults = `-- name: QueueDefaults :many
 SELECT name, priority, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms
   FROM pgq.queues
- WHERE name = ANY ($1::text[])
+ WHERE priority IS NOT NULL OR max_retries IS NOT NULL OR retry_delay_ms IS NOT NULL
+    OR time_limit_ms IS NOT NULL OR soft_time_limit_ms IS NOT NULL
 `
 
 type QueueDefaultsRow struct {
@@ -217,9 +218,11 @@ type QueueDefaultsRow struct {
 	SoftTimeLimitMs *int32
 }
 
-// The defaults of the given queues, for a COPY (which cannot join them).
-func (q *Queries) QueueDefaults(ctx context.Context, names []string) ([]QueueDefaultsRow, error) {
-	rows, err := q.db.Query(ctx, queueDefaults, names)
+// Every queue that has default options, for a COPY (which cannot join
+// pgq.queues as InsertJob does). The table holds a row only for queues
+// someone configured, so this is small.
+func (q *Queries) QueueDefaults(ctx context.Context) ([]QueueDefaultsRow, error) {
+	rows, err := q.db.Query(ctx, queueDefaults)
 	if err != nil {
 		return nil, err
 	}

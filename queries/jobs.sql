@@ -82,10 +82,13 @@ SELECT nextval('pgq.jobs_id_seq'::regclass)::bigint AS id
 SELECT pg_notify('pgq.jobs', queue) FROM unnest(@queues::text[]) AS queue;
 
 -- name: QueueDefaults :many
--- The defaults of the given queues, for a COPY (which cannot join them).
+-- Every queue that has default options, for a COPY (which cannot join
+-- pgq.queues as InsertJob does). The table holds a row only for queues
+-- someone configured, so this is small.
 SELECT name, priority, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms
   FROM pgq.queues
- WHERE name = ANY (@names::text[]);
+ WHERE priority IS NOT NULL OR max_retries IS NOT NULL OR retry_delay_ms IS NOT NULL
+    OR time_limit_ms IS NOT NULL OR soft_time_limit_ms IS NOT NULL;
 
 -- name: SetQueueDefaults :exec
 -- Replace a queue's default options (NULL: none; pgq's own apply).

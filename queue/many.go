@@ -28,8 +28,9 @@ func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, e
 }
 
 // EnqueueManyTx enqueues jobs inside the caller's transaction with COPY:
-// three round trips (reserve ids, COPY, wake the queues) whatever the number
-// of jobs, and one wake-up per queue at commit. Jobs with a unique key cannot
+// four statements whatever the number of jobs (reserve ids and read the
+// queues' default options, both while the jobs are prepared; COPY; wake
+// the queues), and one wake-up per queue at commit. Jobs with a unique key cannot
 // go through COPY (it has no ON CONFLICT); they are inserted one statement
 // each. One invalid job fails the call, naming its index, and leaves tx
 // usable: nothing is written before every job has been checked.
@@ -41,17 +42,24 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 	}
 	q := c.queries(tx)
 
-	// Reserve ids while the jobs are checked and encoded: the query needs
-	// only the count, and the two take about as long (a tenth of a 100k
-	// COPY each). The connection is not used here until it answers.
+	// Reserve ids and read the queues' defaults while the jobs are checked
+	// and encoded: the queries need only the count, and the two sides take
+	// about as long (a tenth of a 100k COPY each). The connection is not
+	// used here until they have answered.
 	type reserved struct {
-		ids []int64
-		err error
+		ids      []int64
+		defaults queueDefaultsByName
+		err      error
 	}
 	reservation := make(chan reserved, 1)
 	go func() {
 		ids, err := q.ReserveJobIDs(ctx, int32(len(reqs)))
-		reservation <- reserved{ids, err}
+		if err != nil {
+			reservation <- reserved{err: dbError(c.schema, "reserve job ids", err)}
+			return
+		}
+		defaults, err := c.queueDefaults(ctx, q)
+		reservation <- reserved{ids, defaults, err}
 	}()
 
 	now := time.Now()
@@ -76,12 +84,12 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 		return nil, invalid // only sequence values were used up
 	}
 	if r.err != nil {
-		return nil, dbError(c.schema, "reserve job ids", r.err)
+		return nil, r.err
 	}
 
 	out := make([]Enqueued, len(reqs))
 	if len(plain) > 0 {
-		if err := c.copyJobs(ctx, q, now, r.ids, jobs, plain, out); err != nil {
+		if err := c.copyJobs(ctx, q, now, r.ids, r.defaults, jobs, plain, out); err != nil {
 			return nil, err
 		}
 	}
@@ -94,11 +102,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 }
 
 // copyJobs sends the jobs at idx with COPY, using the reserved ids.
-func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids []int64, jobs []prepared, idx []int, out []Enqueued) error {
-	defaults, err := c.queueDefaults(ctx, q, jobs, idx)
-	if err != nil {
-		return err
-	}
+func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids []int64, defaults queueDefaultsByName, jobs []prepared, idx []int, out []Enqueued) error {
 	rows := make([]db.CopyJobsParams, len(idx))
 	for k, i := range idx {
 		p := defaults.apply(jobs[i])
@@ -159,18 +163,9 @@ func queuesOf(rows []db.CopyJobsParams) []string {
 // queueDefaultsByName holds the pgq.queues defaults of some queues.
 type queueDefaultsByName map[string]db.QueueDefaultsRow
 
-// queueDefaults reads the defaults of the queues the jobs at idx go to:
-// COPY cannot join pgq.queues as the single-job INSERT does.
-func (c *Client) queueDefaults(ctx context.Context, q *db.Queries, jobs []prepared, idx []int) (queueDefaultsByName, error) {
-	seen := map[string]bool{}
-	var names []string
-	for _, i := range idx {
-		if n := jobs[i].queue; !seen[n] {
-			seen[n] = true
-			names = append(names, n)
-		}
-	}
-	rows, err := q.QueueDefaults(ctx, names)
+// queueDefaults reads the default options of every queue that has some.
+func (c *Client) queueDefaults(ctx context.Context, q *db.Queries) (queueDefaultsByName, error) {
+	rows, err := q.QueueDefaults(ctx)
 	if err != nil {
 		return nil, dbError(c.schema, "read queue defaults", err)
 	}
