@@ -3,10 +3,7 @@ package tests
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +26,7 @@ func TestBeatFailoverSIGKILL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	bin := buildBeat(t)
+	bin := buildExample(t, "beat")
 	runs := db.Schema + ".periodic_runs"
 
 	procs := map[string]*exec.Cmd{}
@@ -144,26 +141,4 @@ func TestBeatFailoverSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d ticks enqueued by 3 beat processes, %d SIGKILLs of the leader: 0 duplicates, %d ticks missed, longest failover %s (election interval 1s)",
 		jobs, kills, missed, worst.Round(time.Millisecond))
-}
-
-var (
-	beatBuildOnce sync.Once
-	beatBinPath   string
-	beatBuildErr  error
-	beatBuildOut  []byte
-)
-
-func buildBeat(t *testing.T) string {
-	t.Helper()
-	beatBuildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pgq-e2e-beat-")
-		if err != nil {
-			beatBuildErr = err
-			return
-		}
-		beatBinPath = filepath.Join(dir, "beat")
-		beatBuildOut, beatBuildErr = exec.Command("go", "build", "-o", beatBinPath, "../examples/beat").CombinedOutput()
-	})
-	require.NoError(t, beatBuildErr, "build examples/beat: %s", beatBuildOut)
-	return beatBinPath
 }

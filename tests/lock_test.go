@@ -2,11 +2,8 @@ package tests
 
 import (
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +27,7 @@ func TestLockCounterNoLostUpdate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := pgtest.New(t)
-	bin := buildLockCounter(t)
+	bin := buildExample(t, "lockcounter")
 	table := counterTable(ctx, t, db)
 
 	started := time.Now()
@@ -62,7 +59,7 @@ func TestLockHolderSIGKILL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db := pgtest.New(t)
-	bin := buildLockCounter(t)
+	bin := buildExample(t, "lockcounter")
 	holder, out := startWorkerLogs(t, bin, "-database-url", db.URL, "-schema", db.Schema, "-lock", "singleton", "-hold")
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "holding") }, 10*time.Second, 5*time.Millisecond)
 
@@ -114,26 +111,4 @@ func counterTable(ctx context.Context, t *testing.T, db *pgtest.DB) string {
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = db.Pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+table) })
 	return "public.lockcounter_" + db.Schema
-}
-
-var (
-	lockCounterOnce     sync.Once
-	lockCounterBin      string
-	lockCounterBuildOut []byte
-	lockCounterBuildErr error
-)
-
-func buildLockCounter(t *testing.T) string {
-	t.Helper()
-	lockCounterOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pgq-e2e-lockcounter-")
-		if err != nil {
-			lockCounterBuildErr = err
-			return
-		}
-		lockCounterBin = filepath.Join(dir, "lockcounter")
-		lockCounterBuildOut, lockCounterBuildErr = exec.Command("go", "build", "-o", lockCounterBin, "../examples/lockcounter").CombinedOutput()
-	})
-	require.NoError(t, lockCounterBuildErr, "build examples/lockcounter: %s", lockCounterBuildOut)
-	return lockCounterBin
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -40,9 +39,7 @@ func TestPythonClientWithDjango(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.New(t)
 
-	bin := filepath.Join(t.TempDir(), "pyinterop")
-	out, err := exec.Command("go", "build", "-o", bin, "../examples/pyinterop").CombinedOutput()
-	require.NoError(t, err, "build examples/pyinterop: %s", out)
+	bin := buildExample(t, "pyinterop")
 
 	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
 	require.NoError(t, err)

@@ -24,7 +24,7 @@ func TestRevokeRunningJobAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	bin := buildWorker(t)
+	bin := buildExample(t, "worker")
 	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
 	require.NoError(t, err)
 

@@ -3,9 +3,7 @@ package tests
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,7 +29,7 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	bin := buildWorker(t)
+	bin := buildExample(t, "worker")
 
 	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
 	require.NoError(t, err)
@@ -87,29 +85,6 @@ func TestWorkerSurvivesSIGKILL(t *testing.T) {
 	var workers int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".workers").Scan(&workers))
 	require.Zero(t, workers, "the dead worker's row was removed and the live one removed its own")
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-func buildWorker(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pgq-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "worker")
-		cmd := exec.Command("go", "build", "-o", binPath, "../examples/worker")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	require.NoError(t, buildErr, "build examples/worker: %s", buildOut)
-	return binPath
 }
 
 func startWorker(t *testing.T, bin string, args ...string) *exec.Cmd {

@@ -33,7 +33,7 @@ func TestWorkerSurvivesDatabaseRestarts(t *testing.T) {
 	}
 	ctx := context.Background()
 	db := pgtest.New(t)
-	bin := buildWorker(t)
+	bin := buildExample(t, "worker")
 
 	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
 	require.NoError(t, err)
