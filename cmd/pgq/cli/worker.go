@@ -62,6 +62,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		noListen    bool
 		autoscale   string
 		beat        bool
+		retention   struct{ succeeded, failed, cancelled time.Duration }
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -103,16 +104,19 @@ registry to cli.Main; see examples/custom-binary.`,
 			reg := a.registry()
 			logger := a.workerLogger(cmd.ErrOrStderr())
 			w, err := worker.New(s.pool, reg, &worker.Config{
-				Schema:          s.schema,
-				Queues:          queues,
-				Concurrency:     concurrency,
-				Autoscale:       scale,
-				Burst:           burst,
-				PollInterval:    poll,
-				ShutdownTimeout: shutdown,
-				WorkerID:        workerID,
-				NoListen:        noListen,
-				Logger:          logger,
+				Schema:             s.schema,
+				Queues:             queues,
+				Concurrency:        concurrency,
+				Autoscale:          scale,
+				Burst:              burst,
+				PollInterval:       poll,
+				ShutdownTimeout:    shutdown,
+				WorkerID:           workerID,
+				NoListen:           noListen,
+				RetentionSucceeded: retention.succeeded,
+				RetentionFailed:    retention.failed,
+				RetentionCancelled: retention.cancelled,
+				Logger:             logger,
 			})
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
@@ -144,6 +148,9 @@ registry to cli.Main; see examples/custom-binary.`,
 	f.DurationVar(&shutdown, "shutdown-timeout", 0, fmt.Sprintf("how long running jobs may finish after a signal (default %s)", worker.ShutdownTimeoutDefault))
 	f.StringVar(&workerID, "worker-id", "", "name of this worker (default host-pid-random)")
 	f.BoolVar(&noListen, "no-listen", false, "find jobs by polling only (for pgbouncer in transaction mode)")
+	f.DurationVar(&retention.succeeded, "retention-succeeded", 0, fmt.Sprintf("keep succeeded jobs this long; negative: for ever (default %s)", worker.RetentionSucceededDefault))
+	f.DurationVar(&retention.failed, "retention-failed", 0, fmt.Sprintf("keep failed jobs this long; negative: for ever (default %s)", worker.RetentionFailedDefault))
+	f.DurationVar(&retention.cancelled, "retention-cancelled", 0, fmt.Sprintf("keep cancelled jobs this long; negative: for ever (default %s)", worker.RetentionCancelledDefault))
 	f.BoolVar(&beat, "beat", false, "also run beat, the periodic task scheduler (see pgq beat)")
 	return cmd
 }

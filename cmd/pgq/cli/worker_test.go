@@ -151,3 +151,36 @@ func TestWorkerStopsGracefully(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// --retention-* reach the worker: its maintenance round (the first runs at
+// start) prunes succeeded jobs older than the flag says and keeps newer ones.
+func TestWorkerRetentionFlags(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	old := parseID(t, b.mustRun(t, "enqueue", "pgq.noop"))
+	recent := parseID(t, b.mustRun(t, "enqueue", "pgq.noop"))
+	jobs := pgx.Identifier{b.db.Schema, "jobs"}.Sanitize()
+	_, err := b.db.Pool.Exec(t.Context(), "UPDATE "+jobs+` SET state = 'succeeded',
+		finished_at = CASE WHEN id = $1 THEN now() - interval '2 hours' ELSE now() END`, old)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	root := cli.New(&cli.Options{Getenv: func(string) string { return "" }})
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"--database-url", b.db.URL, "--schema", b.db.Schema, "worker", "--retention-succeeded", "1h"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+
+	exists := func(id int64) bool {
+		var n int
+		require.NoError(t, b.db.Pool.QueryRow(t.Context(), "SELECT count(*) FROM "+jobs+" WHERE id = $1", id).Scan(&n))
+		return n == 1
+	}
+	require.Eventually(t, func() bool { return !exists(old) }, 30*time.Second, 20*time.Millisecond)
+	require.True(t, exists(recent), "a job finished within the retention stays")
+	cancel()
+	require.NoError(t, <-done)
+}
