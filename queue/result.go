@@ -264,12 +264,30 @@ func (g *GroupResult) Counts(ctx context.Context) (GroupCounts, error) {
 // Join waits until every job has finished and returns their results in
 // the order of IDs. If any job failed or was cancelled it returns the
 // first such job's *JobFailedError (in IDs order) once all have finished.
+// It waits on one subscription for the whole group, looking at the states
+// of all its jobs at each announcement (and every PollInterval).
 func (g *GroupResult) Join(ctx context.Context) ([]json.RawMessage, error) {
-	for _, id := range g.IDs {
-		r := g.c.AsyncResult(id)
-		r.PollInterval = g.PollInterval
-		if _, err := r.Wait(ctx); err != nil {
+	done, stop := g.c.results.subscribe(ctx, g.IDs...)
+	defer stop()
+	poll := g.PollInterval
+	if poll <= 0 {
+		poll = ResultPollInterval
+	}
+	tick := time.NewTicker(poll)
+	defer tick.Stop()
+	for {
+		counts, err := g.Counts(ctx)
+		if err != nil {
 			return nil, err
+		}
+		if counts.Ready() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-done:
+		case <-tick.C:
 		}
 	}
 	rows, err := g.c.queries(g.c.pool).JobResults(ctx, g.IDs)

@@ -25,7 +25,7 @@ type resultHub struct {
 
 	mu      sync.Mutex
 	waiters map[int64]map[chan struct{}]struct{}
-	count   int
+	count   int                // subscriptions
 	stop    context.CancelFunc // nil when no listener runs
 	done    chan struct{}      // closed when the running listener has exited
 	ready   chan struct{}      // closed once it listens, or has failed to
@@ -35,17 +35,20 @@ func newResultHub(c *Client) *resultHub {
 	return &resultHub{c: c, waiters: map[int64]map[chan struct{}]struct{}{}}
 }
 
-// subscribe registers interest in job id. It returns once the listener
-// listens (or has failed to: the caller then relies on polling), so that a
-// look at the job made afterwards cannot miss a completion. The channel
-// receives a value when the job is announced; call unsubscribe when done.
-func (h *resultHub) subscribe(ctx context.Context, id int64) (ch <-chan struct{}, unsubscribe func()) {
+// subscribe registers interest in the given jobs. It returns once the
+// listener listens (or has failed to: the caller then relies on polling),
+// so that a look at the jobs made afterwards cannot miss a completion. The
+// channel receives a value when any of them is announced; call unsubscribe
+// when done. One subscription keeps one listener, however many ids.
+func (h *resultHub) subscribe(ctx context.Context, ids ...int64) (ch <-chan struct{}, unsubscribe func()) {
 	c := make(chan struct{}, 1)
 	h.mu.Lock()
-	if h.waiters[id] == nil {
-		h.waiters[id] = map[chan struct{}]struct{}{}
+	for _, id := range ids {
+		if h.waiters[id] == nil {
+			h.waiters[id] = map[chan struct{}]struct{}{}
+		}
+		h.waiters[id][c] = struct{}{}
 	}
-	h.waiters[id][c] = struct{}{}
 	h.count++
 	if h.stop == nil {
 		lctx, cancel := context.WithCancel(context.Background())
@@ -59,14 +62,16 @@ func (h *resultHub) subscribe(ctx context.Context, id int64) (ch <-chan struct{}
 	case <-ready:
 	case <-ctx.Done():
 	}
-	return c, func() { h.unsubscribe(id, c) }
+	return c, func() { h.unsubscribe(ids, c) }
 }
 
-func (h *resultHub) unsubscribe(id int64, c chan struct{}) {
+func (h *resultHub) unsubscribe(ids []int64, c chan struct{}) {
 	h.mu.Lock()
-	delete(h.waiters[id], c)
-	if len(h.waiters[id]) == 0 {
-		delete(h.waiters, id)
+	for _, id := range ids {
+		delete(h.waiters[id], c)
+		if len(h.waiters[id]) == 0 {
+			delete(h.waiters, id)
+		}
 	}
 	h.count--
 	var stop context.CancelFunc
