@@ -11,6 +11,13 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+// Roles given access to this schema by pgq.grant_access, re-applied by pgq.regrant_access after migrations.
+type PgqAccessGrant struct {
+	RoleName  string
+	Access    string
+	GrantedAt time.Time
+}
+
 // One row per job. States: scheduled, available, running, retrying (waiting), succeeded, failed, cancelled (finished).
 type PgqJob struct {
 	ID              int64
