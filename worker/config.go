@@ -7,6 +7,9 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pgq/pgq/internal/schema"
 	"github.com/pgq/pgq/queue"
 )
@@ -138,6 +141,19 @@ type Config struct {
 	// to the database (never before), from the worker's completion
 	// goroutine: keep it fast. Use it for metrics and tests.
 	OnEvent func(Event)
+	// Observer, when set, is told when each attempt starts and after its
+	// outcome is stored (see Observer); metrics.NewWorkerMetrics returns
+	// one that feeds Prometheus.
+	Observer Observer
+	// TracerProvider makes one span per attempt, a child of the trace
+	// context found in the job's headers; nil means
+	// otel.GetTracerProvider(). A noop.TracerProvider turns tracing off.
+	TracerProvider trace.TracerProvider
+	// Propagator reads the trace context from the job's headers; nil
+	// means DefaultPropagator().
+	Propagator propagation.TextMapPropagator
+
+	tracing *tracing // from TracerProvider and Propagator; nil: off
 }
 
 // Event reports the stored outcome of one attempt.
@@ -253,5 +269,9 @@ func (c *Config) normalize() (Config, error) {
 	if n.Logger == nil {
 		n.Logger = slog.Default()
 	}
+	if n.Observer != nil {
+		n.OnEvent = observeFinished(n.Observer, n.OnEvent)
+	}
+	n.tracing = newTracing(n.TracerProvider, n.Propagator)
 	return n, nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/pgq/pgq/db"
 )
 
@@ -37,6 +39,7 @@ type execution struct {
 	resolved    atomic.Bool // the outcome was decided (first caller wins)
 	released    sync.Once   // execWG.Done: the handler returned, or was abandoned
 	completedTx atomic.Bool // CompleteTx succeeded inside the handler's transaction
+	span        trace.Span  // the attempt's span; nil: tracing is off
 }
 
 // resolve reports whether the caller is the first to decide the outcome:
@@ -94,6 +97,7 @@ func (w *Worker) newExecution(r db.ClaimJobsRow) *execution {
 		}
 	}
 	e.job = &Job[json.RawMessage]{Info: info, Args: r.Args}
+	w.begin(e)
 	return e
 }
 
@@ -125,12 +129,12 @@ func (w *Worker) execute(e *execution) {
 		o := e.base()
 		o.state, o.refund = stateCancelled, true
 		o.err = fmt.Errorf("expired at %s before a worker could start it", r.ExpiresAt.UTC().Format(time.RFC3339Nano))
-		w.finish(o)
+		w.finish(e.end(o))
 		return
 	case e.task == nil:
 		e.resolve()
-		w.finish(e.failure(Permanent(fmt.Errorf("%w %q: worker %s has no handler for it (it handles %s); register one with worker.Register, or route the task to a queue whose workers handle it",
-			ErrUnknownTask, r.Task, w.cfg.WorkerID, describeTasks(w.tasks)))))
+		w.finish(e.end(e.failure(Permanent(fmt.Errorf("%w %q: worker %s has no handler for it (it handles %s); register one with worker.Register, or route the task to a queue whose workers handle it",
+			ErrUnknownTask, r.Task, w.cfg.WorkerID, describeTasks(w.tasks))))))
 		return
 	}
 
@@ -143,7 +147,7 @@ func (w *Worker) execute(e *execution) {
 			if e.resolve() {
 				w.log.Error("handler ignored its time limit: slot taken back, the handler still runs",
 					"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
-				w.finish(e.failure(&TimeLimitError{Limit: info.TimeLimit}))
+				w.finish(e.end(e.failure(&TimeLimitError{Limit: info.TimeLimit})))
 				e.release() // abandoned: shutdown does not wait for it
 			}
 		})
@@ -162,7 +166,7 @@ func (w *Worker) execute(e *execution) {
 			"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start), "error", err)
 		return
 	}
-	w.finish(e.decide(ctx, result, err))
+	w.finish(e.end(e.decide(ctx, result, err)))
 }
 
 // call runs the handler, turning a panic into a PanicError.
@@ -237,7 +241,7 @@ func (e *execution) revoke() {
 		if e.resolve() {
 			w.log.Error("revoked handler ignored its cancelled context: slot taken back, the handler still runs",
 				"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
-			w.finish(e.revokedOutcome(nil))
+			w.finish(e.end(e.revokedOutcome(nil)))
 			e.release() // abandoned: shutdown does not wait for it
 		}
 	}))

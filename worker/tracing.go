@@ -1,0 +1,131 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// tracerName is the instrumentation scope of the worker's spans.
+const tracerName = "github.com/pgq/pgq/worker"
+
+// tracing opens one span per attempt, a child of the trace context that
+// the enqueuing code left in the job's headers (see queue.Config).
+type tracing struct {
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	// fields are the header names prop reads; a job whose headers
+	// contain none of them is not decoded.
+	fields [][]byte
+}
+
+// newTracing returns the tracing of a worker, or nil when tp is a noop
+// provider: then an attempt costs no tracing work at all.
+func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tracing {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	if _, ok := tp.(noop.TracerProvider); ok {
+		return nil
+	}
+	if prop == nil {
+		prop = DefaultPropagator()
+	}
+	t := &tracing{tracer: tp.Tracer(tracerName), prop: prop}
+	for _, f := range prop.Fields() {
+		t.fields = append(t.fields, []byte(strconv.Quote(f)))
+	}
+	return t
+}
+
+// DefaultPropagator is the propagator pgq uses when none is configured:
+// the global one (otel.SetTextMapPropagator), or W3C Trace Context
+// (traceparent, tracestate) when no global propagator has been set, so
+// that a trace goes from the enqueuing code to the worker without any
+// set-up. It is read when a worker or client is made.
+func DefaultPropagator() propagation.TextMapPropagator {
+	p := otel.GetTextMapPropagator()
+	if len(p.Fields()) == 0 {
+		return propagation.TraceContext{}
+	}
+	return p
+}
+
+// start opens the attempt's span and puts it in the context the handler
+// gets, so that the handler's own spans are its children.
+func (t *tracing) start(e *execution) {
+	r := &e.row
+	ctx := e.ctx
+	if t.hasFields(r.Meta) {
+		ctx = t.prop.Extract(ctx, headerCarrier(r.Meta))
+	}
+	ctx, span := t.tracer.Start(ctx, "pgq.process "+r.Task,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(e.start))
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.Int64("pgq.job.id", r.ID),
+			attribute.String("pgq.job.task", r.Task),
+			attribute.String("pgq.job.queue", r.Queue),
+			attribute.Int("pgq.job.attempt", int(r.Attempt)),
+			attribute.String("messaging.system", "pgq"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", r.Queue),
+			attribute.String("messaging.message.id", strconv.FormatInt(r.ID, 10)),
+			attribute.String("pgq.worker.id", e.w.cfg.WorkerID),
+		)
+	}
+	e.ctx, e.span = ctx, span
+}
+
+// hasFields reports whether the headers may hold a trace context: a
+// quick byte search that spares the JSON decoding of every job that
+// carries none.
+func (t *tracing) hasFields(meta []byte) bool {
+	for _, f := range t.fields {
+		if bytes.Contains(meta, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerCarrier decodes a job's headers (a JSON object) into a carrier
+// of their string values.
+func headerCarrier(meta []byte) propagation.MapCarrier {
+	var h map[string]any
+	_ = json.Unmarshal(meta, &h) // undecodable headers carry no context
+	c := make(propagation.MapCarrier, len(h))
+	for k, v := range h {
+		if s, ok := v.(string); ok {
+			c[k] = s
+		}
+	}
+	return c
+}
+
+// endSpan records an attempt's outcome on its span and ends it. Failed,
+// retried and cancelled attempts get status Error; a snooze and a
+// hand-back at shutdown are not errors.
+func endSpan(span trace.Span, o *outcome) {
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("pgq.job.outcome", o.state))
+		switch o.state {
+		case stateRetrying:
+			span.SetAttributes(attribute.Int64("pgq.job.retry_in_ms", o.delay.Milliseconds()))
+		case stateScheduled:
+			span.SetAttributes(attribute.Int64("pgq.job.snooze_ms", o.delay.Milliseconds()))
+		}
+		if o.err != nil && o.state != stateScheduled && o.state != stateAvailable {
+			span.RecordError(o.err)
+			span.SetStatus(codes.Error, o.err.Error())
+		}
+	}
+	span.End()
+}
