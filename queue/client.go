@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/pgq/pgq/db"
 	"github.com/pgq/pgq/internal/schema"
@@ -24,6 +25,14 @@ type Config struct {
 	// MaxPayloadBytes limits one job's args plus headers, JSON-encoded;
 	// 0 means MaxPayloadBytesDefault (1 MiB).
 	MaxPayloadBytes int
+	// Propagator writes the trace context of the enqueuing code's ctx
+	// into each job's headers, for the worker's span; nil means
+	// DefaultPropagator(). See docs/observability.md.
+	Propagator propagation.TextMapPropagator
+	// OnEnqueued, when set, is called for each job written (a duplicate
+	// unique key writes none) once its statement returns, before the
+	// caller's transaction commits; metrics.ClientMetrics counts them.
+	OnEnqueued func(Enqueued)
 }
 
 // Client enqueues and inspects jobs. It is safe for concurrent use.
@@ -33,6 +42,8 @@ type Client struct {
 	router     *router
 	maxPayload int
 	results    *resultHub
+	prop       propagation.TextMapPropagator
+	onEnqueued func(Enqueued)
 }
 
 // NewClient returns a Client that uses pool. It checks cfg but does not
@@ -59,7 +70,10 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 	if max == 0 {
 		max = MaxPayloadBytesDefault
 	}
-	c := &Client{pool: pool, schema: name, router: r, maxPayload: max}
+	c := &Client{pool: pool, schema: name, router: r, maxPayload: max, prop: cfg.Propagator, onEnqueued: cfg.OnEnqueued}
+	if c.prop == nil {
+		c.prop = DefaultPropagator()
+	}
 	c.results = newResultHub(c)
 	return c, nil
 }
@@ -108,7 +122,7 @@ func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
 // Enqueue enqueues a job in a transaction of its own and returns at commit:
 // Celery's apply_async(). opts may be nil.
 func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
-	return c.enqueue(ctx, c.pool, args, opts)
+	return c.observe(c.enqueue(ctx, c.pool, args, opts))
 }
 
 // EnqueueTx enqueues a job inside the caller's transaction: the job exists,
@@ -116,7 +130,7 @@ func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enq
 // one statement. Invalid input is reported before anything is sent, so tx
 // stays usable after such an error.
 func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, args TaskArgs, opts *Options) (Enqueued, error) {
-	return c.enqueue(ctx, tx, args, opts)
+	return c.observe(c.enqueue(ctx, tx, args, opts))
 }
 
 func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts *Options) (Enqueued, error) {
@@ -124,6 +138,7 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts
 	if err != nil {
 		return Enqueued{}, err
 	}
+	p = c.traced(ctx, p)
 	q := c.queries(d)
 	if p.uniqueKey == nil {
 		row, err := q.InsertJob(ctx, p.insertParams())

@@ -63,6 +63,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 	}()
 
 	now := time.Now()
+	trace := c.traceMembers(ctx)
 	jobs := make([]prepared, len(reqs))
 	var plain, unique []int // indexes into reqs
 	var invalid error
@@ -72,6 +73,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 			invalid = fmt.Errorf("job %d of %d: %w", i, len(reqs), err)
 			break
 		}
+		p.meta = withTrace(p.meta, trace)
 		jobs[i] = p
 		if p.uniqueKey == nil {
 			plain = append(plain, i)
@@ -98,7 +100,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 			return nil, err
 		}
 	}
-	return out, nil
+	return c.observeMany(out, nil)
 }
 
 // copyJobs sends the jobs at idx with COPY, using the reserved ids.

@@ -150,7 +150,7 @@ type Config struct {
 	// otel.GetTracerProvider(). A noop.TracerProvider turns tracing off.
 	TracerProvider trace.TracerProvider
 	// Propagator reads the trace context from the job's headers; nil
-	// means DefaultPropagator().
+	// means queue.DefaultPropagator().
 	Propagator propagation.TextMapPropagator
 
 	tracing *tracing // from TracerProvider and Propagator; nil: off

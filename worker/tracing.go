@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/pgq/pgq/queue"
 )
 
 // tracerName is the instrumentation scope of the worker's spans.
@@ -36,26 +38,13 @@ func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tr
 		return nil
 	}
 	if prop == nil {
-		prop = DefaultPropagator()
+		prop = queue.DefaultPropagator()
 	}
 	t := &tracing{tracer: tp.Tracer(tracerName), prop: prop}
 	for _, f := range prop.Fields() {
 		t.fields = append(t.fields, []byte(strconv.Quote(f)))
 	}
 	return t
-}
-
-// DefaultPropagator is the propagator pgq uses when none is configured:
-// the global one (otel.SetTextMapPropagator), or W3C Trace Context
-// (traceparent, tracestate) when no global propagator has been set, so
-// that a trace goes from the enqueuing code to the worker without any
-// set-up. It is read when a worker or client is made.
-func DefaultPropagator() propagation.TextMapPropagator {
-	p := otel.GetTextMapPropagator()
-	if len(p.Fields()) == 0 {
-		return propagation.TraceContext{}
-	}
-	return p
 }
 
 // start opens the attempt's span and puts it in the context the handler
