@@ -1,0 +1,15 @@
+DROP FUNCTION IF EXISTS pgq.hand_back(text, bigint, integer);
+DROP FUNCTION IF EXISTS pgq.snooze(text, bigint, integer, interval);
+DROP FUNCTION IF EXISTS pgq.fail(text, bigint, integer, text, text, boolean, interval, integer, interval, interval);
+DROP FUNCTION IF EXISTS pgq.finish(text, bigint, integer, text, interval, text, text, boolean);
+DROP FUNCTION IF EXISTS pgq.complete(text, bigint, integer, jsonb);
+DROP FUNCTION IF EXISTS pgq.claim(text, text[], integer);
+DROP FUNCTION IF EXISTS pgq.unregister_worker(text);
+DROP FUNCTION IF EXISTS pgq.revoked_jobs(text);
+DROP FUNCTION IF EXISTS pgq.heartbeat(text);
+DROP FUNCTION IF EXISTS pgq.register_worker(text, text[], integer, text, integer, jsonb);
+DROP FUNCTION IF EXISTS pgq.retry(bigint);
+DROP FUNCTION IF EXISTS pgq.revoke(bigint, boolean);
+DROP FUNCTION IF EXISTS pgq.result(bigint);
+DROP FUNCTION IF EXISTS pgq.json_interval(jsonb);
+DROP FUNCTION IF EXISTS pgq.enqueue_many(jsonb);
