@@ -74,6 +74,12 @@ type Config struct {
 	SessionTimeout time.Duration
 	// RunRetention: see RunRetentionDefault.
 	RunRetention time.Duration
+	// SessionConnConfig, when set, is used for the beat's own connection,
+	// which holds the leader's session advisory lock and LISTENs for
+	// schedule edits, so it must stay with one PostgreSQL session. Behind
+	// pgbouncer in transaction mode, point it straight at PostgreSQL
+	// (docs/pgbouncer.md). Nil means the pool's own settings.
+	SessionConnConfig *pgx.ConnConfig
 }
 
 func (cfg *Config) normalize() (Config, []normalized, error) {
@@ -263,7 +269,11 @@ func (b *Beat) setLeader(on bool) {
 // session opens the beat's connection, stands by until it gets the lock,
 // then leads, until the connection fails or ctx ends.
 func (b *Beat) session(ctx context.Context) (connected bool, err error) {
-	conn, err := pgx.ConnectConfig(ctx, b.pool.Config().ConnConfig.Copy())
+	cfg := b.pool.Config().ConnConfig
+	if b.cfg.SessionConnConfig != nil {
+		cfg = b.cfg.SessionConnConfig
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		return false, fmt.Errorf("connect: %w", err)
 	}

@@ -33,6 +33,13 @@ type Config struct {
 	// unique key writes none) once its statement returns, before the
 	// caller's transaction commits; metrics.ClientMetrics counts them.
 	OnEnqueued func(Enqueued)
+	// SessionConnConfig, when set, is used for the connections that must
+	// stay with one PostgreSQL session: LISTEN for results
+	// (AsyncResult.Get) and for control replies. Behind pgbouncer in
+	// transaction mode, point it straight at PostgreSQL (or at a pool in
+	// session mode) while the pool goes through pgbouncer
+	// (docs/pgbouncer.md). Nil means the pool's own settings.
+	SessionConnConfig *pgx.ConnConfig
 }
 
 // Client enqueues and inspects jobs. It is safe for concurrent use.
@@ -44,6 +51,7 @@ type Client struct {
 	results    *resultHub
 	prop       propagation.TextMapPropagator
 	onEnqueued func(Enqueued)
+	session    *pgx.ConnConfig
 }
 
 // NewClient returns a Client that uses pool. It checks cfg but does not
@@ -70,12 +78,20 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 	if max == 0 {
 		max = MaxPayloadBytesDefault
 	}
-	c := &Client{pool: pool, schema: name, router: r, maxPayload: max, prop: cfg.Propagator, onEnqueued: cfg.OnEnqueued}
+	c := &Client{pool: pool, schema: name, router: r, maxPayload: max, prop: cfg.Propagator, onEnqueued: cfg.OnEnqueued, session: cfg.SessionConnConfig}
 	if c.prop == nil {
 		c.prop = DefaultPropagator()
 	}
 	c.results = newResultHub(c)
 	return c, nil
+}
+
+// sessionConfig returns the settings for a dedicated session connection.
+func (c *Client) sessionConfig() *pgx.ConnConfig {
+	if c.session != nil {
+		return c.session.Copy()
+	}
+	return c.pool.Config().ConnConfig.Copy()
 }
 
 // Schema returns the schema the client works in.
@@ -109,7 +125,12 @@ type Enqueued struct {
 	Queue     string
 	State     string
 	RunAt     time.Time
+	// Duplicate is set when a job already held the unique key: ID is that
+	// job's, and no job was inserted.
 	Duplicate bool
+	// Replaced is set when, with a replace Unique.Mode, the duplicate's
+	// args (and run time) were replaced by this enqueue's.
+	Replaced bool
 
 	client *Client
 }
@@ -140,7 +161,7 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts
 	}
 	p = c.traced(ctx, p)
 	q := c.queries(d)
-	if p.uniqueKey == nil {
+	if p.unique == nil {
 		row, err := q.InsertJob(ctx, p.insertParams())
 		if err != nil {
 			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
@@ -155,16 +176,24 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts
 // insert and the look-up; a few tries settle it.
 func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared) (Enqueued, error) {
 	for range 10 {
-		row, err := q.InsertUniqueJob(ctx, p.insertUniqueParams())
+		var row db.InsertUniqueJobRow
+		var err error
+		if p.unique.mode == UniqueKeep {
+			row, err = q.InsertUniqueJob(ctx, p.insertUniqueParams())
+		} else {
+			var r db.ReplaceUniqueJobRow
+			r, err = q.ReplaceUniqueJob(ctx, db.ReplaceUniqueJobParams(p.insertUniqueParams()))
+			row = db.InsertUniqueJobRow(r)
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
 		if err != nil {
 			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
 		}
-		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Duplicate: row.Duplicate, client: c}, nil
+		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Duplicate: row.Duplicate, Replaced: row.Replaced, client: c}, nil
 	}
-	return Enqueued{}, fmt.Errorf("enqueue %s: unique key %q kept changing hands; try again", p.task, *p.uniqueKey)
+	return Enqueued{}, fmt.Errorf("enqueue %s: its unique key kept changing hands; try again", p.task)
 }
 
 // prepared is one job, validated and encoded, ready for INSERT or COPY.
@@ -181,7 +210,8 @@ type prepared struct {
 	countdown          time.Duration
 	expiresAt          *time.Time
 	expiresIn          *time.Duration
-	uniqueKey          *string
+	unique             *resolvedUnique // nil: no unique key
+	mutexKey           *string
 }
 
 // prepare validates and encodes one job. Options apply in layers: the
@@ -277,8 +307,14 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 	} else if o.Expires > 0 {
 		p.expiresIn = Ptr(o.Expires)
 	}
-	if o.UniqueKey != "" {
-		p.uniqueKey = Ptr(o.UniqueKey)
+	if p.unique, err = uniqueOf(o); err != nil {
+		return prepared{}, err
+	}
+	if o.MutexKey != "" {
+		if err := checkKey("MutexKey", "mutex key", o.MutexKey, mutexKeyMax); err != nil {
+			return prepared{}, err
+		}
+		p.mutexKey = Ptr(o.MutexKey)
 	}
 	return p, nil
 }
@@ -289,7 +325,7 @@ func (p prepared) insertParams() db.InsertJobParams {
 		Args: p.args, Meta: p.meta, MaxRetries: p.maxRetries,
 		RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
 		IgnoreResult: p.ignoreResult, RunAt: p.runAt, CountdownSeconds: p.countdown.Seconds(),
-		ExpiresAt: p.expiresAt, ExpiresInSeconds: seconds(p.expiresIn),
+		ExpiresAt: p.expiresAt, ExpiresInSeconds: seconds(p.expiresIn), MutexKey: p.mutexKey,
 	}
 }
 
@@ -300,7 +336,9 @@ func (p prepared) insertUniqueParams() db.InsertUniqueJobParams {
 		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
 		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
 		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
-		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, UniqueKey: *p.uniqueKey,
+		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, MutexKey: i.MutexKey,
+		UniqueKey: p.unique.key, UniqueScope: string(p.unique.scope), WindowSeconds: p.unique.windowSeconds,
+		ReplaceRunAt: p.unique.mode == UniqueReplace,
 	}
 }
 

@@ -163,7 +163,7 @@ func (c *Client) Control(ctx context.Context, command string, args any, opts *Co
 	var msg ControlMessage
 	_ = json.Unmarshal([]byte(payload), &msg)
 
-	conn, err := pgx.ConnectConfig(ctx, c.pool.Config().ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, c.sessionConfig())
 	if err != nil {
 		return nil, fmt.Errorf("control %s: connect to listen for replies: %w", command, err)
 	}

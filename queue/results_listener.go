@@ -114,7 +114,7 @@ func (h *resultHub) listen(ctx context.Context, ready, done chan struct{}) {
 }
 
 func (h *resultHub) session(ctx context.Context, listening func()) error {
-	conn, err := pgx.ConnectConfig(ctx, h.c.pool.Config().ConnConfig.Copy())
+	conn, err := pgx.ConnectConfig(ctx, h.c.sessionConfig())
 	if err != nil {
 		return err
 	}

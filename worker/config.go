@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -137,6 +138,12 @@ type Config struct {
 	// NoListen turns LISTEN off (for example behind pgbouncer in
 	// transaction mode); the worker then finds jobs by polling only.
 	NoListen bool
+	// SessionConnConfig, when set, is used for the worker's LISTEN
+	// connection (wake-ups, revokes, remote control), which must stay with
+	// one PostgreSQL session. Behind pgbouncer in transaction mode, point
+	// it straight at PostgreSQL while the pool goes through pgbouncer
+	// (docs/pgbouncer.md). Nil means the pool's own settings.
+	SessionConnConfig *pgx.ConnConfig
 	// OnEvent, when set, is called after each attempt's outcome is written
 	// to the database (never before), from the worker's completion
 	// goroutine: keep it fast. Use it for metrics and tests.

@@ -73,7 +73,11 @@ func (n *notifier) run(ctx context.Context) {
 // fails or ctx ends.
 func (n *notifier) session(ctx context.Context) (connected bool, err error) {
 	w := n.w
-	conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
+	cfg := w.pool.Config().ConnConfig
+	if w.cfg.SessionConnConfig != nil {
+		cfg = w.cfg.SessionConnConfig
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
 		return false, err
 	}

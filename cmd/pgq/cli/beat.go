@@ -20,6 +20,8 @@ type beatFlags struct {
 	id       string
 	election time.Duration
 	refresh  time.Duration
+	// sessionURL: --session-database-url.
+	sessionURL string
 }
 
 func newBeatCmd(a *app) *cobra.Command {
@@ -40,17 +42,22 @@ pgq.periodic_tasks; the others stand by and take over within about
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			sessionConn, err := a.sessionConnConfig(bf.sessionURL)
+			if err != nil {
+				return usageErrorf(cmd, "--session-database-url: %v", err)
+			}
 			s, err := a.openSized(ctx, beatPoolSize)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
 			b, err := periodic.New(s.pool, &periodic.Config{
-				Schema:           s.schema,
-				ID:               bf.id,
-				ElectionInterval: bf.election,
-				RefreshInterval:  bf.refresh,
-				Logger:           a.workerLogger(cmd.ErrOrStderr()),
+				Schema:            s.schema,
+				ID:                bf.id,
+				ElectionInterval:  bf.election,
+				SessionConnConfig: sessionConn,
+				RefreshInterval:   bf.refresh,
+				Logger:            a.workerLogger(cmd.ErrOrStderr()),
 			})
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
@@ -66,6 +73,7 @@ pgq.periodic_tasks; the others stand by and take over within about
 	f := cmd.Flags()
 	f.StringVar(&bf.id, "id", "", "name of this beat process (default host-pid-random)")
 	f.DurationVar(&bf.election, "election-interval", 0, fmt.Sprintf("how often a standby tries to take the lead (default %s)", periodic.ElectionIntervalDefault))
+	f.StringVar(&bf.sessionURL, "session-database-url", "", sessionURLUsage)
 	f.DurationVar(&bf.refresh, "refresh-interval", 0, fmt.Sprintf("how often the leader re-reads the table without a wake-up (default %s)", periodic.RefreshIntervalDefault))
 	return cmd
 }
@@ -76,7 +84,7 @@ func (a *app) startBeat(ctx context.Context, s *session, on bool, errOut io.Writ
 	if !on {
 		return func() {}, nil
 	}
-	b, err := periodic.New(s.pool, &periodic.Config{Schema: s.schema, Logger: a.workerLogger(errOut)})
+	b, err := periodic.New(s.pool, &periodic.Config{Schema: s.schema, Logger: a.workerLogger(errOut), SessionConnConfig: s.sessionConn})
 	if err != nil {
 		return nil, err
 	}

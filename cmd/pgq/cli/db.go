@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,6 +25,34 @@ const ConnectTimeoutDefault = 10 * time.Second
 // errNoDatabaseURL is returned when neither the flag nor the environment
 // names a database.
 var errNoDatabaseURL = errors.New("no database URL: pass --database-url or set " + EnvDatabaseURL + " (or " + EnvDatabaseURLFallback + "); `pgq demo` needs none")
+
+// EnvSessionDatabaseURL names the variable that --session-database-url
+// defaults to.
+const EnvSessionDatabaseURL = "PGQ_SESSION_DATABASE_URL"
+
+// sessionURLUsage is the help of --session-database-url.
+const sessionURLUsage = "PostgreSQL URL for the connections that need a session (LISTEN, beat's leader lock), when --database-url goes through pgbouncer in transaction mode (default $" + EnvSessionDatabaseURL + "; docs/pgbouncer.md)"
+
+// sessionConnConfig resolves --session-database-url (flag), then
+// PGQ_SESSION_DATABASE_URL; nil when neither is set, meaning "use the
+// pool's settings".
+func (a *app) sessionConnConfig(flag string) (*pgx.ConnConfig, error) {
+	u := strings.TrimSpace(flag)
+	if u == "" {
+		u = strings.TrimSpace(a.getenv(EnvSessionDatabaseURL))
+	}
+	if u == "" {
+		return nil, nil
+	}
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		return nil, fmt.Errorf("session database URL: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = ConnectTimeoutDefault
+	}
+	return cfg, nil
+}
 
 // databaseURL resolves --database-url, then PGQ_DATABASE_URL, then
 // DATABASE_URL. ok is false when none is set.
@@ -91,6 +120,9 @@ type session struct {
 	pool   *pgxpool.Pool
 	client *queue.Client
 	schema string
+	// sessionConn, when set, is for connections that need a session
+	// (--session-database-url).
+	sessionConn *pgx.ConnConfig
 }
 
 func (s *session) Close() { s.pool.Close() }
