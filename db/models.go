@@ -18,7 +18,7 @@ type PgqAccessGrant struct {
 	GrantedAt time.Time
 }
 
-// One row per job. States: scheduled, available, running, retrying (waiting), succeeded, failed, cancelled (finished).
+// One row per job. States: pending (a workflow step waiting for an earlier one), scheduled, available, running, retrying (waiting), succeeded, failed, cancelled (finished).
 type PgqJob struct {
 	ID              int64
 	Task            string
@@ -161,4 +161,44 @@ type PgqWorkerOverview struct {
 	HeartbeatAt         time.Time
 	HeartbeatAgeSeconds float64
 	Running             int64
+}
+
+// Workflow trees: chains, groups and chords (with their counters), their tasks and callbacks. See pgq.workflow_steps.
+type PgqWorkflowNode struct {
+	ID          int64
+	RootID      int64
+	ParentID    *int64
+	Role        string
+	Position    int32
+	Kind        string
+	Task        *string
+	State       string
+	Immutable   bool
+	Remaining   *int32
+	CountdownMs *int32
+	Input       json.RawMessage
+	Result      json.RawMessage
+	Failure     json.RawMessage
+	CreatedAt   time.Time
+	FinishedAt  *time.Time
+}
+
+// One row per workflow node (chain, group, chord, task, callback) with its current state.
+type PgqWorkflowStep struct {
+	WorkflowID  int64
+	ID          int64
+	ParentID    *int64
+	Role        string
+	Position    int32
+	Kind        string
+	Task        string
+	State       string
+	NodeState   string
+	Remaining   *int32
+	Attempt     *int32
+	Queue       *string
+	CreatedAt   time.Time
+	FinishedAt  *time.Time
+	Error       string
+	FailedJobID int64
 }

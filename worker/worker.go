@@ -103,6 +103,7 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 		stopRequested:  make(chan struct{}),
 	}
 	w.health.w = w
+	w.addWorkflowBuiltins()
 	w.queues.Store(newQueueSet(c.Queues))
 	w.limit.Store(int64(c.Concurrency))
 	w.ceiling.Store(int64(c.Concurrency))

@@ -1,0 +1,65 @@
+-- Statements of workflows (package workflow, and the worker's access to a
+-- step's input). The workflow logic itself runs in the database, in the
+-- trigger and functions of migration 0008; see docs/workflow.md.
+
+-- name: InsertWorkflowJobs :exec
+-- Every job of a workflow, in one statement, all pending: pgq.workflow_start
+-- then makes the first ones available. The ids were reserved with
+-- ReserveJobIDs. Options left NULL take the queue's defaults, as in
+-- InsertJob.
+INSERT INTO pgq.jobs (
+    id, task, queue, state, priority, args, meta, max_retries,
+    retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
+    run_at, expires_at, parent_id, root_id
+)
+SELECT r.id, r.task, r.queue, 'pending',
+       coalesce(r.priority, d.priority, 0), r.args, r.meta,
+       coalesce(r.max_retries, d.max_retries, 3),
+       coalesce(r.retry_delay_ms, d.retry_delay_ms),
+       coalesce(r.time_limit_ms, d.time_limit_ms),
+       coalesce(r.soft_time_limit_ms, d.soft_time_limit_ms),
+       r.ignore_result,
+       coalesce(r.eta, now()),
+       coalesce(r.expires_at, now() + make_interval(secs => r.expires_in_ms / 1000.0)),
+       r.parent_id, r.root_id
+  FROM jsonb_to_recordset(@jobs::jsonb) AS r (
+         id bigint, task text, queue text, priority smallint, args jsonb, meta jsonb,
+         max_retries integer, retry_delay_ms integer, time_limit_ms integer,
+         soft_time_limit_ms integer, ignore_result boolean, eta timestamptz,
+         expires_at timestamptz, expires_in_ms bigint, parent_id bigint, root_id bigint)
+  LEFT JOIN pgq.queues AS d ON d.name = r.queue;
+
+-- name: InsertWorkflowNodes :exec
+-- Every node of a workflow (tasks, chains, groups, chords, callbacks).
+INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, immutable, countdown_ms)
+SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.immutable, r.countdown_ms
+  FROM jsonb_to_recordset(@nodes::jsonb) AS r (
+         id bigint, root_id bigint, parent_id bigint, role text, position integer,
+         kind text, task text, immutable boolean, countdown_ms integer);
+
+-- name: StartWorkflow :exec
+-- Start a workflow's root: its first jobs become available, and their
+-- queues are woken when the caller's transaction commits.
+SELECT pgq.workflow_start(@id::bigint, NULL::jsonb);
+
+-- name: WorkflowInput :one
+-- What a step was started with (Job.ParentResult); NULL when nothing.
+SELECT w.input FROM pgq.workflow_nodes AS w WHERE w.id = @id;
+
+-- name: WorkflowRootOf :one
+-- The workflow a node (or a job of a workflow) belongs to.
+SELECT w.root_id FROM pgq.workflow_nodes AS w WHERE w.id = @id;
+
+-- name: WorkflowNodes :many
+-- Every node of a workflow with its job's state, parents before children.
+SELECT w.id, w.parent_id, w.role, w.position, w.kind,
+       coalesce(j.task, w.task, '')::text AS task,
+       w.state AS node_state,
+       coalesce(j.state, '')::text AS job_state,
+       coalesce(j.attempt, 0)::integer AS attempt,
+       w.remaining, w.failure, w.result, j.result AS job_result,
+       w.created_at, coalesce(j.finished_at, w.finished_at) AS finished_at
+  FROM pgq.workflow_nodes AS w
+  LEFT JOIN pgq.jobs AS j ON j.id = w.id AND w.kind = 'task'
+ WHERE w.root_id = @root_id
+ ORDER BY w.id;
