@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,6 +227,11 @@ func registerTestTasks(reg *worker.Registry) {
 		return int(job.Args) * int(job.Args), nil
 	}, nil)
 }
+
+var keys atomic.Int64
+
+// newKey returns a record key no other test (or run of -count) uses.
+func newKey(t *testing.T) string { return fmt.Sprintf("%s/%d", t.Name(), keys.Add(1)) }
 
 // waitRecorded waits until key has n records and returns them.
 func waitRecorded(t *testing.T, key string, n int) []json.RawMessage {
