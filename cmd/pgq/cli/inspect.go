@@ -17,9 +17,11 @@ func newInspectCmd(a *app) *cobra.Command {
   pgq inspect jobs --state failed --queue emails
   pgq inspect job 42 --json
   pgq inspect workers
-  pgq inspect active --worker web-1-4242-a1b2c3`)
+  pgq inspect active --worker web-1-4242-a1b2c3
+  pgq inspect workflow 1200`)
 	cmd.AddCommand(newInspectQueuesCmd(a), newInspectJobsCmd(a), newInspectJobCmd(a),
-		newInspectWorkersCmd(a), newInspectActiveCmd(a), newInspectScheduledCmd(a))
+		newInspectWorkersCmd(a), newInspectActiveCmd(a), newInspectScheduledCmd(a),
+		newInspectWorkflowCmd(a))
 	return cmd
 }
 
