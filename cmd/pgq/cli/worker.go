@@ -63,6 +63,8 @@ func newWorkerCmd(a *app) *cobra.Command {
 		autoscale   string
 		beat        bool
 		retention   struct{ succeeded, failed, cancelled time.Duration }
+		metricsAddr string
+		metricsAll  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -82,6 +84,7 @@ registry to cli.Main; see examples/custom-binary.`,
   pgq worker -Q high,default -c 20
   pgq worker --autoscale 50,5
   pgq worker --burst -Q reports
+  pgq worker --metrics-addr :9090
   pgq enqueue pgq.sleep --args '{"seconds": 2}' && pgq worker --burst`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,6 +106,11 @@ registry to cli.Main; see examples/custom-binary.`,
 			defer s.Close()
 			reg := a.registry()
 			logger := a.workerLogger(cmd.ErrOrStderr())
+			wm, err := startWorkerMetrics(s, metricsAddr, metricsAll, cmd.OutOrStdout(), logger)
+			if err != nil {
+				return err
+			}
+			defer wm.stop()
 			w, err := worker.New(s.pool, reg, &worker.Config{
 				Schema:             s.schema,
 				Queues:             queues,
@@ -117,6 +125,7 @@ registry to cli.Main; see examples/custom-binary.`,
 				RetentionFailed:    retention.failed,
 				RetentionCancelled: retention.cancelled,
 				Logger:             logger,
+				Observer:           wm.observer,
 			})
 			if err != nil {
 				return usageErrorf(cmd, "%v", err)
@@ -152,6 +161,8 @@ registry to cli.Main; see examples/custom-binary.`,
 	f.DurationVar(&retention.failed, "retention-failed", 0, fmt.Sprintf("keep failed jobs this long; negative: for ever (default %s)", worker.RetentionFailedDefault))
 	f.DurationVar(&retention.cancelled, "retention-cancelled", 0, fmt.Sprintf("keep cancelled jobs this long; negative: for ever (default %s)", worker.RetentionCancelledDefault))
 	f.BoolVar(&beat, "beat", false, "also run beat, the periodic task scheduler (see pgq beat)")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9090; default off)")
+	f.BoolVar(&metricsAll, "metrics-cluster", false, "with --metrics-addr, also export the tables' figures (jobs by state, workers); enable on one process only")
 	return cmd
 }
 
