@@ -43,6 +43,7 @@ func (r iteratorForCopyJobs) Values() ([]interface{}, error) {
 		r.rows[0].IgnoreResult,
 		r.rows[0].RunAt,
 		r.rows[0].ExpiresAt,
+		r.rows[0].MutexKey,
 	}, nil
 }
 
@@ -52,5 +53,5 @@ func (r iteratorForCopyJobs) Err() error {
 
 // Many jobs in one COPY; NotifyQueues sends their wake-ups.
 func (q *Queries) CopyJobs(ctx context.Context, arg []CopyJobsParams) (int64, error) {
-	return q.db.CopyFrom(ctx, []string{"pgq", "jobs"}, []string{"id", "task", "queue", "state", "priority", "args", "meta", "max_retries", "retry_delay_ms", "time_limit_ms", "soft_time_limit_ms", "ignore_result", "run_at", "expires_at"}, &iteratorForCopyJobs{rows: arg})
+	return q.db.CopyFrom(ctx, []string{"pgq", "jobs"}, []string{"id", "task", "queue", "state", "priority", "args", "meta", "max_retries", "retry_delay_ms", "time_limit_ms", "soft_time_limit_ms", "ignore_result", "run_at", "expires_at", "mutex_key"}, &iteratorForCopyJobs{rows: arg})
 }

@@ -26,6 +26,7 @@ type CopyJobsParams struct {
 	IgnoreResult    bool
 	RunAt           time.Time
 	ExpiresAt       *time.Time
+	MutexKey        *string
 }
 
 const insertJob = `-- name: InsertJob :one
@@ -33,7 +34,7 @@ WITH job AS (
 INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
-    run_at, expires_at
+    run_at, expires_at, mutex_key
 )
 SELECT $1::text, $2::text, $3::text,
        coalesce($4::smallint, d.priority, 0), $5::jsonb, $6::jsonb,
@@ -43,7 +44,8 @@ SELECT $1::text, $2::text, $3::text,
        coalesce($10::integer, d.soft_time_limit_ms),
        $11::boolean,
        coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
-       coalesce($14::timestamptz, now() + make_interval(secs => $15::float8))
+       coalesce($14::timestamptz, now() + make_interval(secs => $15::float8)),
+       $16::text
   FROM (VALUES (1)) AS one (x)
   LEFT JOIN pgq.queues AS d ON d.name = $2::text
 RETURNING id, state, run_at, queue
@@ -68,6 +70,7 @@ type InsertJobParams struct {
 	CountdownSeconds float64
 	ExpiresAt        *time.Time
 	ExpiresInSeconds *float64
+	MutexKey         *string
 }
 
 type InsertJobRow struct {
@@ -95,6 +98,7 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJob
 		arg.CountdownSeconds,
 		arg.ExpiresAt,
 		arg.ExpiresInSeconds,
+		arg.MutexKey,
 	)
 	var i InsertJobRow
 	err := row.Scan(&i.ID, &i.State, &i.RunAt)
@@ -102,44 +106,52 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJob
 }
 
 const insertUniqueJob = `-- name: InsertUniqueJob :one
-WITH inserted AS (
-    INSERT INTO pgq.jobs (
+WITH key AS (
+    SELECT coalesce($1::text, $2::text || ':' || md5(CAST($3::jsonb AS text)))
+           || CASE WHEN $4::text = 'window'
+                   THEN '@' || (floor(extract(epoch FROM now()) / $5::float8) * $5::float8)::bigint::text
+                   ELSE '' END AS k
+), inserted AS (
+    INSERT INTO pgq.jobs AS j (
         task, queue, state, priority, args, meta, max_retries,
         retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
-        run_at, expires_at, unique_key
+        run_at, expires_at, unique_key, unique_scope, mutex_key
     )
-    SELECT $1::text, $2::text, $3::text,
-           coalesce($4::smallint, d.priority, 0), $5::jsonb, $6::jsonb,
-           coalesce($7::integer, d.max_retries, 3),
-           coalesce($8::integer, d.retry_delay_ms),
-           coalesce($9::integer, d.time_limit_ms),
-           coalesce($10::integer, d.soft_time_limit_ms),
-           $11::boolean,
-           coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
-           coalesce($14::timestamptz, now() + make_interval(secs => $15::float8)),
-           $16::text
-      FROM (VALUES (1)) AS one (x)
-      LEFT JOIN pgq.queues AS d ON d.name = $2::text
-    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND state IN ('scheduled', 'available', 'running', 'retrying')
+    SELECT $2::text, $6::text, $7::text,
+           coalesce($8::smallint, d.priority, 0), $3::jsonb, $9::jsonb,
+           coalesce($10::integer, d.max_retries, 3),
+           coalesce($11::integer, d.retry_delay_ms),
+           coalesce($12::integer, d.time_limit_ms),
+           coalesce($13::integer, d.soft_time_limit_ms),
+           $14::boolean,
+           coalesce($15::timestamptz, now() + make_interval(secs => $16::float8)),
+           coalesce($17::timestamptz, now() + make_interval(secs => $18::float8)),
+           key.k, nullif($4::text, 'active'), $19::text
+      FROM key
+      LEFT JOIN pgq.queues AS d ON d.name = $6::text
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND pgq.unique_holds(unique_scope, state)
     DO NOTHING
     RETURNING id, state, run_at, queue
 )
-SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate
+SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate, false AS replaced
   FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
 UNION ALL
-SELECT j.id, j.state, j.run_at, true AS duplicate
-  FROM pgq.jobs j
- WHERE j.unique_key = $16
-   AND j.state IN ('scheduled', 'available', 'running', 'retrying')
+SELECT j.id, j.state, j.run_at, true AS duplicate, false AS replaced
+  FROM pgq.jobs AS j, key
+ WHERE j.unique_key = key.k
+   AND pgq.unique_holds(j.unique_scope, j.state)
    AND NOT EXISTS (SELECT 1 FROM inserted)
 `
 
 type InsertUniqueJobParams struct {
+	UniqueKey        *string
 	Task             string
+	Args             json.RawMessage
+	UniqueScope      string
+	WindowSeconds    float64
 	Queue            string
 	State            string
 	Priority         *int16
-	Args             json.RawMessage
 	Meta             json.RawMessage
 	MaxRetries       *int32
 	RetryDelayMs     *int32
@@ -150,7 +162,7 @@ type InsertUniqueJobParams struct {
 	CountdownSeconds float64
 	ExpiresAt        *time.Time
 	ExpiresInSeconds *float64
-	UniqueKey        string
+	MutexKey         *string
 }
 
 type InsertUniqueJobRow struct {
@@ -158,18 +170,25 @@ type InsertUniqueJobRow struct {
 	State     string
 	RunAt     time.Time
 	Duplicate bool
+	Replaced  bool
 }
 
-// One job with a unique key. If a job that has not finished holds the key,
-// nothing is inserted and that job is returned with duplicate = true. When
-// no row comes back, the holder finished in between: the caller tries again.
+// One job with a unique key: the key given, or "<task>:<md5 of the args as
+// jsonb prints them>", with the time bucket appended for the 'window'
+// scope. If a job holds the key (pgq.unique_holds: by scope), nothing is
+// inserted and that job is returned with duplicate = true. When no row
+// comes back, the holder let go of the key in between: the caller tries
+// again.
 func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams) (InsertUniqueJobRow, error) {
 	row := q.db.QueryRow(ctx, insertUniqueJob,
+		arg.UniqueKey,
 		arg.Task,
+		arg.Args,
+		arg.UniqueScope,
+		arg.WindowSeconds,
 		arg.Queue,
 		arg.State,
 		arg.Priority,
-		arg.Args,
 		arg.Meta,
 		arg.MaxRetries,
 		arg.RetryDelayMs,
@@ -180,7 +199,7 @@ func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams
 		arg.CountdownSeconds,
 		arg.ExpiresAt,
 		arg.ExpiresInSeconds,
-		arg.UniqueKey,
+		arg.MutexKey,
 	)
 	var i InsertUniqueJobRow
 	err := row.Scan(
@@ -188,6 +207,7 @@ func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams
 		&i.State,
 		&i.RunAt,
 		&i.Duplicate,
+		&i.Replaced,
 	)
 	return i, err
 }
@@ -246,6 +266,121 @@ func (q *Queries) QueueDefaults(ctx context.Context) ([]QueueDefaultsRow, error)
 		return nil, err
 	}
 	return items, nil
+}
+
+const replaceUniqueJob = `-- name: ReplaceUniqueJob :one
+WITH key AS (
+    SELECT coalesce($1::text, $2::text || ':' || md5(CAST($3::jsonb AS text)))
+           || CASE WHEN $4::text = 'window'
+                   THEN '@' || (floor(extract(epoch FROM now()) / $5::float8) * $5::float8)::bigint::text
+                   ELSE '' END AS k
+), inserted AS (
+    INSERT INTO pgq.jobs AS j (
+        task, queue, state, priority, args, meta, max_retries,
+        retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
+        run_at, expires_at, unique_key, unique_scope, mutex_key
+    )
+    SELECT $2::text, $6::text, $7::text,
+           coalesce($8::smallint, d.priority, 0), $3::jsonb, $9::jsonb,
+           coalesce($10::integer, d.max_retries, 3),
+           coalesce($11::integer, d.retry_delay_ms),
+           coalesce($12::integer, d.time_limit_ms),
+           coalesce($13::integer, d.soft_time_limit_ms),
+           $14::boolean,
+           coalesce($15::timestamptz, now() + make_interval(secs => $16::float8)),
+           coalesce($17::timestamptz, now() + make_interval(secs => $18::float8)),
+           key.k, nullif($4::text, 'active'), $19::text
+      FROM key
+      LEFT JOIN pgq.queues AS d ON d.name = $6::text
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND pgq.unique_holds(unique_scope, state)
+    DO UPDATE
+       SET args = excluded.args, meta = excluded.meta, priority = excluded.priority,
+           expires_at = excluded.expires_at, mutex_key = excluded.mutex_key,
+           run_at = CASE WHEN $20::boolean THEN excluded.run_at ELSE j.run_at END,
+           state = CASE WHEN $20::boolean AND j.state <> 'retrying' THEN excluded.state ELSE j.state END
+     WHERE j.state IN ('scheduled', 'available', 'retrying')
+    RETURNING j.id, j.state, j.run_at, j.queue, (j.xmax::text <> '0') AS replaced
+)
+SELECT inserted.id, inserted.state, inserted.run_at, inserted.replaced AS duplicate, inserted.replaced
+  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
+UNION ALL
+SELECT j.id, j.state, j.run_at, true AS duplicate, false AS replaced
+  FROM pgq.jobs AS j, key
+ WHERE j.unique_key = key.k
+   AND pgq.unique_holds(j.unique_scope, j.state)
+   AND NOT EXISTS (SELECT 1 FROM inserted)
+`
+
+type ReplaceUniqueJobParams struct {
+	UniqueKey        *string
+	Task             string
+	Args             json.RawMessage
+	UniqueScope      string
+	WindowSeconds    float64
+	Queue            string
+	State            string
+	Priority         *int16
+	Meta             json.RawMessage
+	MaxRetries       *int32
+	RetryDelayMs     *int32
+	TimeLimitMs      *int32
+	SoftTimeLimitMs  *int32
+	IgnoreResult     bool
+	RunAt            *time.Time
+	CountdownSeconds float64
+	ExpiresAt        *time.Time
+	ExpiresInSeconds *float64
+	MutexKey         *string
+	ReplaceRunAt     bool
+}
+
+type ReplaceUniqueJobRow struct {
+	ID        int64
+	State     string
+	RunAt     time.Time
+	Duplicate bool
+	Replaced  bool
+}
+
+// InsertUniqueJob's replace mode (Graphile Worker's job_key "replace" and
+// "preserve_run_at"): when the job holding the key still waits, it takes
+// the new args, headers, priority, expiry and mutex key, and with
+// replace_run_at the new run time too (a debounce); it is returned with
+// replaced = true. A holder that is running is left alone and returned
+// as a duplicate. The conflicting row is locked until the caller's
+// transaction ends, as any update is.
+func (q *Queries) ReplaceUniqueJob(ctx context.Context, arg ReplaceUniqueJobParams) (ReplaceUniqueJobRow, error) {
+	row := q.db.QueryRow(ctx, replaceUniqueJob,
+		arg.UniqueKey,
+		arg.Task,
+		arg.Args,
+		arg.UniqueScope,
+		arg.WindowSeconds,
+		arg.Queue,
+		arg.State,
+		arg.Priority,
+		arg.Meta,
+		arg.MaxRetries,
+		arg.RetryDelayMs,
+		arg.TimeLimitMs,
+		arg.SoftTimeLimitMs,
+		arg.IgnoreResult,
+		arg.RunAt,
+		arg.CountdownSeconds,
+		arg.ExpiresAt,
+		arg.ExpiresInSeconds,
+		arg.MutexKey,
+		arg.ReplaceRunAt,
+	)
+	var i ReplaceUniqueJobRow
+	err := row.Scan(
+		&i.ID,
+		&i.State,
+		&i.RunAt,
+		&i.Duplicate,
+		&i.Replaced,
+	)
+	return i, err
 }
 
 const reserveJobIDs = `-- name: ReserveJobIDs :many

@@ -48,6 +48,10 @@ type PgqJob struct {
 	RevokedAt *time.Time
 	// Revoked with terminate: the worker running it cancels the handler.
 	RevokeTerminate bool
+	// How long unique_key is held: pending (while waiting), active (waiting or running; NULL means this), window (the key carries a time bucket).
+	UniqueScope *string
+	// At most one job with this key runs at a time (task mutex); set by the producer, or by the claim for tasks registered with a mutex.
+	MutexKey *string
 }
 
 type PgqJobOverview struct {
@@ -67,6 +71,19 @@ type PgqJobOverview struct {
 	UniqueKey   *string
 	LastError   interface{}
 	LastErrorAt time.Time
+}
+
+// Global rate (token bucket) and concurrency limits per task or queue; workers claim limited jobs through pgq.claim_limited.
+type PgqLimit struct {
+	Scope       string
+	Name        string
+	Rate        *string
+	PerSecond   *float64
+	Burst       *float64
+	Concurrency *int32
+	Tokens      float64
+	RefilledAt  time.Time
+	UpdatedAt   time.Time
 }
 
 type PgqPeriodicOverview struct {

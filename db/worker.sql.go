@@ -24,13 +24,15 @@ UPDATE pgq.jobs AS j
                 WHERE w.queue = q
                   AND w.state IN ('scheduled', 'available', 'retrying')
                   AND w.run_at <= now()
+                  AND w.mutex_key IS NULL
+                  AND w.task <> ALL ($3::text[])
                 ORDER BY w.priority DESC, w.run_at, w.id
-                LIMIT $3::integer
+                LIMIT $4::integer
                   FOR UPDATE SKIP LOCKED
                ) AS c
          WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
          ORDER BY c.priority DESC, c.run_at, c.id
-         LIMIT $3::integer
+         LIMIT $4::integer
        ))
 RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
           j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
@@ -39,9 +41,10 @@ RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_re
 `
 
 type ClaimJobsParams struct {
-	WorkerID string
-	Queues   []string
-	MaxJobs  int32
+	WorkerID      string
+	Queues        []string
+	ExcludedTasks []string
+	MaxJobs       int32
 }
 
 type ClaimJobsRow struct {
@@ -81,8 +84,20 @@ type ClaimJobsRow struct {
 //
 // Paused queues (pgq.queues.paused) are left out: one primary-key probe
 // per queue per claim, so a pause takes effect at the next claim.
+//
+// Limited jobs are left out too: jobs with a mutex key, and jobs of the
+// tasks in excluded_tasks (the worker's cached list of tasks with a row in
+// pgq.limits or a registered mutex). Queues with a limit are not passed
+// at all. ClaimLimitedJobs (queries/limits.sql) claims those. Both tests
+// are filters on rows the walk reads anyway, so a schema without limits
+// pays nothing measurable (docs/performance.md).
 func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJobsRow, error) {
-	rows, err := q.db.Query(ctx, claimJobs, arg.WorkerID, arg.Queues, arg.MaxJobs)
+	rows, err := q.db.Query(ctx, claimJobs,
+		arg.WorkerID,
+		arg.Queues,
+		arg.ExcludedTasks,
+		arg.MaxJobs,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -396,14 +411,22 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
   FROM pgq.jobs
  WHERE state IN ('scheduled', 'available', 'retrying')
    AND queue = ANY ($1::text[])
+   AND mutex_key IS NULL
+   AND task <> ALL ($2::text[])
    AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = pgq.jobs.queue AND p.paused)
 `
 
+type NextRunInParams struct {
+	Queues        []string
+	ExcludedTasks []string
+}
+
 // How long until the earliest waiting job of the queues becomes runnable,
 // in milliseconds of database time (negative: runnable now; +Infinity: none).
-// Paused queues do not count: their jobs are not runnable.
-func (q *Queries) NextRunIn(ctx context.Context, queues []string) (float64, error) {
-	row := q.db.QueryRow(ctx, nextRunIn, queues)
+// Paused queues do not count: their jobs are not runnable. Neither do
+// limited jobs (see ClaimJobs): LimitedWait answers for them.
+func (q *Queries) NextRunIn(ctx context.Context, arg NextRunInParams) (float64, error) {
+	row := q.db.QueryRow(ctx, nextRunIn, arg.Queues, arg.ExcludedTasks)
 	var wait_ms float64
 	err := row.Scan(&wait_ms)
 	return wait_ms, err

@@ -15,6 +15,13 @@
 --
 -- Paused queues (pgq.queues.paused) are left out: one primary-key probe
 -- per queue per claim, so a pause takes effect at the next claim.
+--
+-- Limited jobs are left out too: jobs with a mutex key, and jobs of the
+-- tasks in excluded_tasks (the worker's cached list of tasks with a row in
+-- pgq.limits or a registered mutex). Queues with a limit are not passed
+-- at all. ClaimLimitedJobs (queries/limits.sql) claims those. Both tests
+-- are filters on rows the walk reads anyway, so a schema without limits
+-- pays nothing measurable (docs/performance.md).
 UPDATE pgq.jobs AS j
    SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = @worker_id::text
  WHERE j.id = ANY (ARRAY(
@@ -26,6 +33,8 @@ UPDATE pgq.jobs AS j
                 WHERE w.queue = q
                   AND w.state IN ('scheduled', 'available', 'retrying')
                   AND w.run_at <= now()
+                  AND w.mutex_key IS NULL
+                  AND w.task <> ALL (@excluded_tasks::text[])
                 ORDER BY w.priority DESC, w.run_at, w.id
                 LIMIT @max_jobs::integer
                   FOR UPDATE SKIP LOCKED
@@ -42,11 +51,14 @@ RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_re
 -- name: NextRunIn :one
 -- How long until the earliest waiting job of the queues becomes runnable,
 -- in milliseconds of database time (negative: runnable now; +Infinity: none).
--- Paused queues do not count: their jobs are not runnable.
+-- Paused queues do not count: their jobs are not runnable. Neither do
+-- limited jobs (see ClaimJobs): LimitedWait answers for them.
 SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::float8 AS wait_ms
   FROM pgq.jobs
  WHERE state IN ('scheduled', 'available', 'retrying')
    AND queue = ANY (@queues::text[])
+   AND mutex_key IS NULL
+   AND task <> ALL (@excluded_tasks::text[])
    AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = pgq.jobs.queue AND p.paused);
 
 -- name: CompleteJobs :many

@@ -120,11 +120,11 @@ func (c *Client) queries(d schema.DBTX) *db.Queries {
 // Enqueued describes a job that was enqueued, or the existing job a
 // duplicate unique key pointed to.
 type Enqueued struct {
-	ID        int64
-	Task      string
-	Queue     string
-	State     string
-	RunAt     time.Time
+	ID    int64
+	Task  string
+	Queue string
+	State string
+	RunAt time.Time
 	// Duplicate is set when a job already held the unique key: ID is that
 	// job's, and no job was inserted.
 	Duplicate bool
@@ -182,7 +182,7 @@ func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared) (E
 			row, err = q.InsertUniqueJob(ctx, p.insertUniqueParams())
 		} else {
 			var r db.ReplaceUniqueJobRow
-			r, err = q.ReplaceUniqueJob(ctx, db.ReplaceUniqueJobParams(p.insertUniqueParams()))
+			r, err = q.ReplaceUniqueJob(ctx, p.replaceUniqueParams())
 			row = db.InsertUniqueJobRow(r)
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -211,6 +211,7 @@ type prepared struct {
 	expiresAt          *time.Time
 	expiresIn          *time.Duration
 	unique             *resolvedUnique // nil: no unique key
+	uniqueKey          *string         // unique.key, when one was given
 	mutexKey           *string
 }
 
@@ -310,6 +311,9 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 	if p.unique, err = uniqueOf(o); err != nil {
 		return prepared{}, err
 	}
+	if p.unique != nil {
+		p.uniqueKey = p.unique.key
+	}
 	if o.MutexKey != "" {
 		if err := checkKey("MutexKey", "mutex key", o.MutexKey, mutexKeyMax); err != nil {
 			return prepared{}, err
@@ -338,6 +342,18 @@ func (p prepared) insertUniqueParams() db.InsertUniqueJobParams {
 		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
 		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, MutexKey: i.MutexKey,
 		UniqueKey: p.unique.key, UniqueScope: string(p.unique.scope), WindowSeconds: p.unique.windowSeconds,
+	}
+}
+
+func (p prepared) replaceUniqueParams() db.ReplaceUniqueJobParams {
+	i := p.insertUniqueParams()
+	return db.ReplaceUniqueJobParams{
+		Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
+		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
+		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
+		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
+		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, MutexKey: i.MutexKey,
+		UniqueKey: i.UniqueKey, UniqueScope: i.UniqueScope, WindowSeconds: i.WindowSeconds,
 		ReplaceRunAt: p.unique.mode == UniqueReplace,
 	}
 }

@@ -75,7 +75,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 		}
 		p.meta = withTrace(p.meta, trace)
 		jobs[i] = p
-		if p.uniqueKey == nil {
+		if p.unique == nil {
 			plain = append(plain, i)
 		} else {
 			unique = append(unique, i)
@@ -121,7 +121,7 @@ func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids
 			ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, Priority: *p.priority,
 			Args: p.args, Meta: p.meta, MaxRetries: *p.maxRetries,
 			RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
-			IgnoreResult: p.ignoreResult, RunAt: runAt, ExpiresAt: expiresAt,
+			IgnoreResult: p.ignoreResult, RunAt: runAt, ExpiresAt: expiresAt, MutexKey: p.mutexKey,
 		}
 		out[i] = Enqueued{ID: ids[k], Task: p.task, Queue: p.queue, State: p.state, RunAt: runAt, client: c}
 	}

@@ -53,7 +53,19 @@ type Options struct {
 	IgnoreResult *bool
 	// UniqueKey makes the enqueue a no-op while another job with the same
 	// key has not finished; the existing job is returned as a duplicate.
+	// It is the short form of Unique: &Unique{Key: UniqueKey}.
 	UniqueKey string
+	// Unique sets a unique key with a scope (while pending, while pending
+	// or running, for a time window) and what a duplicate does (keep,
+	// replace, debounce); see Unique. nil: only UniqueKey applies.
+	Unique *Unique
+	// MutexKey makes the job a task mutex (what celery_mutex does): at
+	// most one job with this key runs at a time, across every worker.
+	// The others wait their turn in their queue; they are not failed and
+	// use up no attempt. Jobs of different tasks with one key exclude each
+	// other too. worker.TaskOptions.Mutex gives a task a mutex without
+	// setting keys at enqueue. See docs/limits.md.
+	MutexKey string
 	// Headers are free-form metadata stored with the job (its meta column)
 	// and handed to the handler.
 	Headers map[string]any
@@ -95,6 +107,12 @@ func (o Options) merge(under Options) Options {
 	}
 	if o.UniqueKey == "" {
 		o.UniqueKey = under.UniqueKey
+	}
+	if o.Unique == nil {
+		o.Unique = under.Unique
+	}
+	if o.MutexKey == "" {
+		o.MutexKey = under.MutexKey
 	}
 	// Headers merge key by key; the upper layer wins.
 	if len(under.Headers) > 0 {

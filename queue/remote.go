@@ -34,6 +34,9 @@ const (
 	ControlDropQueue = "drop-queue"
 	// ControlShutdown makes a worker shut down gracefully, as on SIGTERM.
 	ControlShutdown = "shutdown"
+	// ControlLimits makes a worker re-read pgq.limits now (no args);
+	// SetLimit and DeleteLimit send it.
+	ControlLimits = "limits"
 )
 
 // ControlTimeoutDefault is how long Control waits for replies.

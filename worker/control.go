@@ -150,9 +150,12 @@ func (c *controller) run1(ctx context.Context, m queue.ControlMessage) (any, err
 		return w.pingReply(), w.saveSettings(ctx)
 	case queue.ControlShutdown:
 		return w.pingReply(), nil
+	case queue.ControlLimits:
+		w.fetcher.refreshLimits()
+		return w.pingReply(), nil
 	}
-	return nil, fmt.Errorf("unknown control command %q: this worker knows %s, %s, %s, %s, %s and %s", m.Command,
-		queue.ControlPing, queue.ControlRevoke, queue.ControlPoolSize, queue.ControlAddQueue, queue.ControlDropQueue, queue.ControlShutdown)
+	return nil, fmt.Errorf("unknown control command %q: this worker knows %s, %s, %s, %s, %s, %s and %s", m.Command,
+		queue.ControlPing, queue.ControlRevoke, queue.ControlPoolSize, queue.ControlAddQueue, queue.ControlDropQueue, queue.ControlShutdown, queue.ControlLimits)
 }
 
 func decodeArgs(m queue.ControlMessage, v any) error {

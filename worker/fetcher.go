@@ -31,6 +31,9 @@ type fetcher struct {
 	// Autoscale state: the most slots busy since windowStart.
 	windowStart time.Time
 	peak        int
+
+	// limits is the state of the limited claim (limits.go).
+	limits *limiter
 }
 
 func newFetcher(w *Worker) *fetcher {
@@ -39,6 +42,7 @@ func newFetcher(w *Worker) *fetcher {
 		wakeCh:  make(chan struct{}, 1),
 		freedCh: make(chan struct{}, 1),
 		drained: make(chan struct{}),
+		limits:  newLimiter(w.tasks),
 	}
 }
 
@@ -49,8 +53,10 @@ func (f *fetcher) Start(ctx context.Context) { f.start(ctx, f.run) }
 // claimed keep running.
 func (f *fetcher) Stop() { f.stop() }
 
-// wake asks for a fetch now.
+// wake asks for a fetch now. A wake-up may mean a new limited job, so
+// it also makes the limited claim due (after limitedPokeGap).
 func (f *fetcher) wake() {
+	f.limits.poked.Store(true)
 	select {
 	case f.wakeCh <- struct{}{}:
 	default:
@@ -63,8 +69,19 @@ func (f *fetcher) reconcileSoon() {
 	f.wake()
 }
 
-// slotFreed tells the loop a slot is free.
+// refreshLimits makes the next claim re-read the limits, and claims now.
+func (f *fetcher) refreshLimits() {
+	f.limits.refreshSoon()
+	f.wake()
+}
+
+// slotFreed tells the loop a slot is free. When limited jobs wait on a
+// running job (concurrency limit, mutex), a freed slot may be theirs, so
+// it makes the limited claim due too.
 func (f *fetcher) slotFreed() {
+	if f.limits.wakeOnFree.Load() {
+		f.limits.poked.Store(true)
+	}
 	select {
 	case f.freedCh <- struct{}{}:
 	default:
@@ -92,7 +109,7 @@ func (f *fetcher) run(ctx context.Context) {
 		case <-timer.C:
 		case <-f.freedCh:
 			idle := w.cfg.Burst && w.slots.Load() == 0
-			if !more && !idle {
+			if !more && !idle && !f.limits.wakeOnFree.Load() {
 				continue
 			}
 			limit := w.Concurrency()
@@ -146,12 +163,18 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 			continue // a full batch: the backlog may hold more
 		}
 		if w.cfg.Burst && n == 0 && w.slots.Load() == 0 {
+			if _, waits := f.limits.limitedWaitsFor(time.Now()); waits {
+				// Limited jobs wait for a token or a run time: not done.
+				return f.untilNext(ctx), false
+			}
 			// Retries written by the last batch may be runnable at once:
 			// write every outcome, then look once more.
 			w.completer.flushNow(ctx)
 			if n, err = f.claim(ctx, free); err == nil && n == 0 && w.slots.Load() == 0 {
-				close(f.drained)
-				return -1, false
+				if _, waits := f.limits.limitedWaitsFor(time.Now()); !waits {
+					close(f.drained)
+					return -1, false
+				}
 			}
 			continue
 		}
@@ -166,7 +189,9 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 	}
 }
 
-// claim claims up to n jobs and starts them.
+// claim claims up to n jobs and starts them: first with the ordinary
+// claim, which leaves limited jobs out, then, when slots are left and it
+// is due, with the limited claim (limits.go, docs/limits.md).
 func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 	w := f.w
 	if f.reconcile.CompareAndSwap(true, false) {
@@ -175,10 +200,34 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 			return 0, err
 		}
 	}
-	rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: w.queues.Load().list, MaxJobs: int32(n)})
+	v, err := f.viewFor(ctx)
 	if err != nil {
 		return 0, err
 	}
+	got := 0
+	if len(v.free) > 0 {
+		rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: v.free, ExcludedTasks: v.excluded, MaxJobs: int32(n)})
+		if err != nil {
+			return 0, err
+		}
+		f.startJobs(rows)
+		got = len(rows)
+	}
+	if got < n && f.limits.limitedDue(v, time.Now()) {
+		rows, err := f.claimLimited(ctx, v, n-got)
+		f.startJobs(rows)
+		got += len(rows)
+		f.limits.wakeOnFree.Store(f.limits.waits && f.limits.next.Sub(f.limits.last) <= limitRecheck)
+		if err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// startJobs runs claimed jobs, each in a goroutine of its own.
+func (f *fetcher) startJobs(rows []db.ClaimJobsRow) {
+	w := f.w
 	execs := make([]*execution, len(rows))
 	for i, r := range rows {
 		execs[i] = w.newExecution(r)
@@ -189,14 +238,21 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 		w.execWG.Add(1)
 		go w.execute(e)
 	}
-	return len(rows), nil
 }
 
 // untilNext returns how long to sleep before the next poll: until the
-// earliest waiting job becomes runnable, at most PollInterval.
+// earliest waiting job becomes runnable, or the limited claim is due, at
+// most PollInterval.
 func (f *fetcher) untilNext(ctx context.Context) time.Duration {
 	poll := f.w.cfg.PollInterval
-	ms, err := f.w.q.NextRunIn(ctx, f.w.queues.Load().list)
+	if d, waits := f.limits.limitedWaitsFor(time.Now()); waits {
+		poll = min(poll, d+time.Millisecond)
+	}
+	v := f.limits.view
+	if v == nil || len(v.free) == 0 {
+		return poll
+	}
+	ms, err := f.w.q.NextRunIn(ctx, db.NextRunInParams{Queues: v.free, ExcludedTasks: v.excluded})
 	if err != nil || math.IsInf(ms, 0) || math.IsNaN(ms) {
 		return poll
 	}

@@ -142,6 +142,19 @@ type TaskOptions struct {
 	// IgnoreResult drops the handler's result instead of storing it (a job
 	// enqueued with IgnoreResult drops it too).
 	IgnoreResult bool
+	// Mutex makes the task a mutex across the cluster (what celery_mutex
+	// does): at most one of its jobs runs at a time, on any worker; the
+	// others wait their turn in their queue, not failed and without
+	// using up an attempt. With MutexArgs, the mutex is per distinct
+	// values of those top-level args fields (jobs for different users run
+	// side by side; two for one user never do). The key is computed by
+	// the database (pgq.mutex_key), so every worker agrees; a job enqueued
+	// with its own queue.Options.MutexKey keeps that key. See
+	// docs/limits.md.
+	Mutex bool
+	// MutexArgs are the args fields the mutex is keyed by; setting them
+	// implies Mutex.
+	MutexArgs []string
 }
 
 func (o *TaskOptions) normalize() (TaskOptions, error) {
@@ -164,6 +177,12 @@ func (o *TaskOptions) normalize() (TaskOptions, error) {
 		return n, errors.New("SoftTimeLimit cannot be negative")
 	case n.TimeLimit > 0 && n.SoftTimeLimit >= n.TimeLimit:
 		return n, fmt.Errorf("SoftTimeLimit %s must be shorter than TimeLimit %s", n.SoftTimeLimit, n.TimeLimit)
+	case slices.Contains(n.MutexArgs, ""):
+		return n, errors.New("MutexArgs cannot hold an empty field name")
+	}
+	if len(n.MutexArgs) > 0 {
+		n.Mutex = true
+		n.MutexArgs = slices.Clone(n.MutexArgs)
 	}
 	if n.RetryDelay == 0 {
 		n.RetryDelay = RetryDelayDefault
