@@ -50,3 +50,13 @@ fuzz:
 ## demo: throwaway PostgreSQL, migrations, some jobs, inspection
 demo:
 	$(GO) run ./cmd/pgq demo
+
+.PHONY: bench-peers bench-peers-test
+
+## bench-peers: pgq side by side with River, Graphile Worker and pg-boss on one private PostgreSQL (≤ 15 min at default sizes); writes the table into docs/performance.md
+bench-peers:
+	cd bench && $(GO) run . -write-docs ../docs/performance.md
+
+## bench-peers-test: the side-by-side harness's own tests (bench/ is a module of its own, so `make unit` does not run them)
+bench-peers-test:
+	cd bench && $(GO) test -count=1 ./...

@@ -103,9 +103,9 @@ func (p *PGQ) worker(reg *worker.Registry, burst bool, onEvent func(worker.Event
 	return worker.New(p.pool, reg, cfg)
 }
 
-// report calls progress with count's value every 100 ms until stop is
-// called.
-func report(count *atomic.Int64, progress func(int)) (stop func()) {
+// ReportCount calls progress with count's value every 100 ms, and once
+// more when stop is called. A nil progress does nothing.
+func ReportCount(count *atomic.Int64, progress func(int)) (stop func()) {
 	if progress == nil {
 		return func() {}
 	}
@@ -144,7 +144,7 @@ func (p *PGQ) Drain(ctx context.Context, n int, progress func(int)) (DrainResult
 	if err != nil {
 		return res, err
 	}
-	stop := report(&done, progress)
+	stop := ReportCount(&done, progress)
 	t = time.Now()
 	err = w.Run(ctx)
 	res.Drain = time.Since(t)
@@ -237,7 +237,7 @@ func (p *PGQ) Growth(ctx context.Context, gp GrowthParams, progress func(int)) (
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	ran := make(chan error, 1)
-	stopReport := report(&done, progress)
+	stopReport := ReportCount(&done, progress)
 	defer stopReport()
 	t = time.Now()
 	go func() { ran <- w.Run(runCtx) }()

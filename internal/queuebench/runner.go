@@ -245,6 +245,9 @@ func (r *runner) ramp(ctx context.Context, sys System, name, label string) ([]Fi
 	}
 	if best == nil {
 		r.res.Add(FigRampMax, name, 0)
+		note := fmt.Sprintf("not even %s jobs/s was sustained", FormatNumber(r.plan.RampRates[0], 0))
+		r.res.Note(FigRampThroughput, name, note)
+		r.res.Note(FigRampP99, name, note)
 		return figs, nil
 	}
 	r.res.Add(FigRampMax, name, best.Offered)
