@@ -101,13 +101,13 @@ CREATE TABLE pgq.limits (
 
 COMMENT ON TABLE pgq.limits IS 'Global rate (token bucket) and concurrency limits per task or queue; workers claim limited jobs through pgq.claim_limited.';
 
--- The bucket size of a rate limit: as set, else two tokens or 50 ms worth
+-- The bucket size of a rate limit: as set, else two tokens or 100 ms worth
 -- of tokens, whichever is more. Two, not one: a worker that wakes a few
 -- milliseconds after a token is due must not lose the time it was late.
 CREATE FUNCTION pgq.limit_burst(per_second float8, burst float8) RETURNS float8
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT coalesce(burst, greatest(2, per_second / 20))
+    SELECT coalesce(burst, greatest(2, per_second / 10))
 $$;
 
 -- The claim of limited jobs: jobs of tasks or queues with a row in
@@ -275,12 +275,14 @@ $$;
 COMMENT ON FUNCTION pgq.claim_limited IS 'Claim jobs under rate, concurrency and mutex limits, one claim at a time per schema (see docs/limits.md).';
 
 -- How long until a limited job of the queues may be claimable, in
--- milliseconds: the next token of an exhausted rate limit that has jobs
--- waiting, the run time of a limited job that is not due yet, or
--- recheck_ms when runnable jobs wait on a concurrency limit or a mutex
--- (freed by a job finishing, which no clock predicts). +Infinity: no
--- limited job waits. Read-only and lock-free; an answer that comes out
--- early only costs one claim that finds nothing.
+-- milliseconds: 0 when a limit with jobs waiting has room now, the next
+-- token of a rate limit that has jobs waiting, the run time of a limited
+-- job that is not due yet, or recheck_ms when runnable jobs wait on a
+-- concurrency limit or a mutex (freed by a job finishing, which no clock
+-- predicts). +Infinity: no limited job waits. Read-only and lock-free; an
+-- answer that comes out early only costs one claim that finds nothing
+-- (and the worker waits recheck_ms after a claim that found nothing
+-- although 0 was the answer).
 CREATE FUNCTION pgq.limited_wait_ms(queues text[], mutex_tasks jsonb, recheck_ms float8)
 RETURNS float8
 LANGUAGE plpgsql STABLE AS $$
@@ -314,8 +316,7 @@ BEGIN
             END IF;
             full_ := running >= l.concurrency;
         END IF;
-        CONTINUE WHEN NOT full_ AND (l.tokens IS NULL OR l.tokens >= 1);
-        -- Exhausted: does anything wait on it?
+        -- Does anything wait on it?
         IF l.scope = 'task' THEN
             CONTINUE WHEN NOT EXISTS (SELECT 1 FROM unnest(limited_wait_ms.queues) AS q CROSS JOIN LATERAL (
                 SELECT 1 FROM pgq.jobs AS w WHERE w.queue = q AND w.task = l.name
@@ -326,8 +327,10 @@ BEGIN
         END IF;
         IF full_ THEN
             wait := least(wait, limited_wait_ms.recheck_ms);
-        ELSE
+        ELSIF l.tokens < 1 THEN
             wait := least(wait, (1 - l.tokens) / l.per_second * 1000);
+        ELSE
+            wait := 0; -- room now (a token came since the claim)
         END IF;
     END LOOP;
 

@@ -47,7 +47,7 @@ type Limit struct {
 	// start at most at this rate, over any stretch of time, plus Burst.
 	Rate string
 	// Burst is the bucket's size: how many jobs may start at once after a
-	// quiet spell. 0 means the default, two or 50 ms worth of the rate,
+	// quiet spell. 0 means the default, two or 100 ms worth of the rate,
 	// whichever is more.
 	Burst float64
 	// Concurrency is the most jobs that may run at once; 0 for no limit.

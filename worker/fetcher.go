@@ -217,7 +217,6 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 		rows, err := f.claimLimited(ctx, v, n-got)
 		f.startJobs(rows)
 		got += len(rows)
-		f.limits.wakeOnFree.Store(f.limits.waits && f.limits.next.Sub(f.limits.last) <= limitRecheck)
 		if err != nil {
 			return got, err
 		}

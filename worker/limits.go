@@ -31,6 +31,10 @@ const (
 	// wake-up asks for, so that a stream of NOTIFYs cannot turn into a
 	// stream of claims that find every limit exhausted.
 	limitedPokeGap = 10 * time.Millisecond
+	// limitedMinWait is the shortest wait between limited claims, in
+	// milliseconds, so that a fast rate is claimed in small batches rather
+	// than one token at a time.
+	limitedMinWait = 5.0
 	// limitedScanMin is the fewest waiting jobs one limited claim looks
 	// at per queue and task before giving up on finding one it may run.
 	limitedScanMin = 100
@@ -158,6 +162,7 @@ func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]db.
 		l.next = l.last.Add(limitRecheck)
 		return nil, fmt.Errorf("claim limited jobs: %w", err)
 	}
+	l.wakeOnFree.Store(false)
 	out := make([]db.ClaimJobsRow, len(rows))
 	for i, r := range rows {
 		out[i] = db.ClaimJobsRow(r)
@@ -178,8 +183,17 @@ func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]db.
 	case math.IsInf(ms, 1) || math.IsNaN(ms):
 		// Nothing limited waits: only a wake-up or a change brings work.
 		l.next, l.waits = time.Now().Add(limitsRefreshInterval), false
+	case ms == float64(limitRecheck/time.Millisecond):
+		// Jobs wait on a running job: a slot freed here may be theirs.
+		l.next, l.waits = time.Now().Add(limitRecheck), true
+		l.wakeOnFree.Store(true)
+		return out, nil
+	case ms <= 0 && len(rows) == 0:
+		// Room and jobs, yet this claim found none it may run: they are
+		// held by something no clock predicts (a mutex, another claim).
+		l.next, l.waits = time.Now().Add(limitRecheck), true
 	default:
-		l.next, l.waits = time.Now().Add(time.Duration(max(ms, 0)*float64(time.Millisecond))), true
+		l.next, l.waits = time.Now().Add(time.Duration(max(ms, limitedMinWait)*float64(time.Millisecond))), true
 	}
 	return out, nil
 }
