@@ -172,6 +172,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(ctx); err != nil {
 		return err
 	}
+	if err := w.rescuePreviousProcess(ctx); err != nil {
+		return err
+	}
 	attrs := []any{"queues", w.Queues(), "concurrency", w.Concurrency(), "tasks", len(w.tasks), "schema", w.cfg.Schema}
 	if a := w.cfg.Autoscale; a != nil {
 		attrs = append(attrs, "autoscale_min", a.Min, "autoscale_max", a.Max)
