@@ -3,6 +3,7 @@ DROP FUNCTION IF EXISTS pgq.snooze(text, bigint, integer, interval);
 DROP FUNCTION IF EXISTS pgq.fail(text, bigint, integer, text, text, boolean, interval, integer, interval, interval);
 DROP FUNCTION IF EXISTS pgq.finish(text, bigint, integer, text, interval, text, text, boolean);
 DROP FUNCTION IF EXISTS pgq.complete(text, bigint, integer, jsonb);
+DROP FUNCTION IF EXISTS pgq.next_run_in(text[]);
 DROP FUNCTION IF EXISTS pgq.claim(text, text[], integer);
 DROP FUNCTION IF EXISTS pgq.unregister_worker(text);
 DROP FUNCTION IF EXISTS pgq.revoked_jobs(text);

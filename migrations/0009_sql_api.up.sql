@@ -292,14 +292,23 @@ $$;
 
 COMMENT ON FUNCTION pgq.unregister_worker(text) IS 'A worker''s clean stop: hand back the jobs it still holds and delete its row.';
 
--- claim: ClaimJobs (queries/worker.sql), the same statement: per-queue
+-- claim: what a Go worker's fetcher does in one claim (worker/fetcher.go).
+-- First the ordinary claim, ClaimJobs (queries/worker.sql): per-queue
 -- ordered walks of jobs_fetch_idx with FOR UPDATE SKIP LOCKED, paused
 -- queues left out, highest priority first, then oldest run_at, then id.
--- One difference: a claimed job whose expires_at has passed is ended
--- here, as a Go worker ends it right after its claim (cancelled, the
--- attempt not counted, "expired at ... before a worker could start it"
--- in its errors, announced on pgq.results), and is not returned. Every
--- row returned is the caller's to run, attempt being the number to quote
+-- Then, when slots are left and the schema has limits (pgq.limits, from
+-- migration 0010) or jobs with a mutex key wait in the queues, the
+-- limited claim, pgq.claim_limited, exactly as a Go worker calls it: the
+-- ordinary claim leaves out the queues with a limit, the tasks with one
+-- and the jobs with a mutex key, and the limited claim takes them under
+-- their limits. (The limits part is dynamic SQL guarded by to_regclass,
+-- because this migration comes before 0010 and must work without it.)
+--
+-- A claimed job whose expires_at has passed is ended here, as a Go
+-- worker ends it right after its claim (cancelled, the attempt not
+-- counted, "expired at ... before a worker could start it" in its
+-- errors, announced on pgq.results), and is not returned. Every row
+-- returned is the caller's to run, attempt being the number to quote
 -- when it ends.
 CREATE FUNCTION pgq.claim(worker_id text, queues text[], n integer)
 RETURNS TABLE (id bigint, task text, queue text, priority integer, args jsonb, meta jsonb,
@@ -309,6 +318,14 @@ RETURNS TABLE (id bigint, task text, queue text, priority integer, args jsonb, m
                started_at timestamptz, parent_id bigint, root_id bigint)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
+DECLARE
+    free     text[] := claim.queues;
+    excluded text[] := '{}';
+    extra    text := '';
+    limited  boolean := false;
+    ids      bigint[] := '{}';
+    more     bigint[];
+    gone     bigint[];
 BEGIN
     IF claim.worker_id IS NULL OR claim.worker_id = '' THEN
         RAISE EXCEPTION 'pgq: worker_id is empty' USING ERRCODE = '22023';
@@ -316,55 +333,134 @@ BEGIN
     IF claim.n IS NULL OR claim.n < 1 OR claim.queues IS NULL THEN
         RETURN;
     END IF;
-    RETURN QUERY
-    WITH claimed AS (
+    IF to_regclass('pgq.limits') IS NOT NULL THEN
+        -- LimitsSummary: the tasks with a limit and the given queues with
+        -- one; and whether the limited claim has anything to look at.
+        EXECUTE $q$
+            SELECT ARRAY(SELECT l.name FROM pgq.limits AS l WHERE l.scope = 'task'),
+                   ARRAY(SELECT q FROM unnest($1::text[]) AS q
+                          WHERE NOT EXISTS (SELECT 1 FROM pgq.limits AS l WHERE l.scope = 'queue' AND l.name = q)),
+                   EXISTS (SELECT 1 FROM pgq.limits AS l WHERE l.scope = 'task' OR (l.scope = 'queue' AND l.name = ANY ($1)))
+                   OR EXISTS (SELECT 1 FROM unnest($1::text[]) AS q CROSS JOIN LATERAL (
+                               SELECT 1 FROM pgq.jobs AS w
+                                WHERE w.queue = q AND w.mutex_key IS NOT NULL
+                                  AND w.state IN ('scheduled', 'available', 'retrying') LIMIT 1) AS x) $q$
+           INTO excluded, free, limited USING claim.queues;
+        extra := 'AND w.mutex_key IS NULL AND w.task <> ALL ($4)';
+    END IF;
+
+    IF cardinality(free) > 0 THEN
+        EXECUTE format($q$
+            WITH claimed AS (
+            UPDATE pgq.jobs AS j
+               SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $1
+             WHERE j.id = ANY (ARRAY(
+                    SELECT c.id
+                      FROM unnest($2::text[]) AS q
+                     CROSS JOIN LATERAL (
+                           SELECT w.id, w.priority, w.run_at
+                             FROM pgq.jobs AS w
+                            WHERE w.queue = q
+                              AND w.state IN ('scheduled', 'available', 'retrying')
+                              AND w.run_at <= now()
+                              %s
+                            ORDER BY w.priority DESC, w.run_at, w.id
+                            LIMIT $3
+                              FOR UPDATE SKIP LOCKED
+                           ) AS c
+                     WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
+                     ORDER BY c.priority DESC, c.run_at, c.id
+                     LIMIT $3
+                   ))
+            RETURNING j.id
+            )
+            SELECT coalesce(array_agg(claimed.id), '{}') FROM claimed $q$, extra)
+          INTO ids USING claim.worker_id, free, claim.n, excluded;
+    END IF;
+
+    IF limited AND cardinality(ids) < claim.n THEN
+        EXECUTE $q$SELECT coalesce(array_agg(l.id), '{}') FROM pgq.claim_limited($1, $2, $3, '{}'::jsonb, $4) AS l$q$
+           INTO more USING claim.worker_id, claim.queues, claim.n - cardinality(ids), greatest(100, 4 * (claim.n - cardinality(ids)));
+        ids := ids || more;
+    END IF;
+    IF cardinality(ids) = 0 THEN
+        RETURN;
+    END IF;
+
+    -- Expired before a worker could start them: ended as a Go worker ends
+    -- them after its claim (FinishJobs, cancelled, the attempt refunded).
+    WITH expired AS (
         UPDATE pgq.jobs AS j
-           SET state = CASE WHEN j.expires_at < now() THEN 'cancelled' ELSE 'running' END,
-               attempt = CASE WHEN j.expires_at < now() THEN j.attempt ELSE j.attempt + 1 END,
-               started_at = now(),
-               worker_id = claim.worker_id,
-               finished_at = CASE WHEN j.expires_at < now() THEN now() ELSE j.finished_at END,
-               errors = CASE WHEN j.expires_at < now()
-                             THEN j.errors || jsonb_build_array(jsonb_build_object(
-                                      'attempt', j.attempt + 1, 'at', now(),
-                                      'error', 'expired at '
-                                               || rtrim(rtrim(to_char(j.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.')
-                                               || 'Z before a worker could start it'))
-                             ELSE j.errors END
-         WHERE j.id = ANY (ARRAY(
-                SELECT c.id
-                  FROM unnest(claim.queues) AS q
-                 CROSS JOIN LATERAL (
-                       SELECT w.id, w.priority, w.run_at
-                         FROM pgq.jobs AS w
-                        WHERE w.queue = q
-                          AND w.state IN ('scheduled', 'available', 'retrying')
-                          AND w.run_at <= now()
-                        ORDER BY w.priority DESC, w.run_at, w.id
-                        LIMIT claim.n
-                          FOR UPDATE SKIP LOCKED
-                       ) AS c
-                 WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
-                 ORDER BY c.priority DESC, c.run_at, c.id
-                 LIMIT claim.n
-               ))
-        RETURNING j.*
-    ), announced AS (
-        SELECT pg_notify('pgq.results', string_agg(x.id::text, ','))
-          FROM (SELECT e.id, (row_number() OVER ()) / 300 AS chunk FROM claimed AS e WHERE e.state = 'cancelled') AS x
-         GROUP BY x.chunk
+           SET state = 'cancelled', attempt = j.attempt - 1, finished_at = now(),
+               errors = j.errors || jsonb_build_array(jsonb_build_object(
+                            'attempt', j.attempt, 'at', now(),
+                            'error', 'expired at '
+                                     || rtrim(rtrim(to_char(j.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0'), '.')
+                                     || 'Z before a worker could start it'))
+         WHERE j.id = ANY (ids)
+           AND j.expires_at < now()
+        RETURNING j.id
     )
+    SELECT coalesce(array_agg(expired.id), '{}') INTO gone FROM expired;
+    IF cardinality(gone) > 0 THEN
+        PERFORM pg_notify('pgq.results', string_agg(x.id::text, ','))
+           FROM (SELECT e.id, (row_number() OVER ()) / 300 AS chunk FROM unnest(gone) AS e (id)) AS x
+          GROUP BY x.chunk;
+    END IF;
+
+    RETURN QUERY
     SELECT c.id, c.task, c.queue, c.priority::integer, c.args, c.meta, c.attempt, c.max_retries,
            c.retry_delay_ms, c.time_limit_ms, c.soft_time_limit_ms, c.ignore_result,
            c.run_at, c.expires_at, c.created_at, c.started_at, c.parent_id, c.root_id
-      FROM claimed AS c
-     WHERE c.state = 'running'
-       AND (SELECT count(*) FROM announced) >= 0
+      FROM pgq.jobs AS c
+     WHERE c.id = ANY (ids)
+       AND c.state = 'running'
      ORDER BY c.priority DESC, c.run_at, c.id;
 END
 $$;
 
-COMMENT ON FUNCTION pgq.claim(text, text[], integer) IS 'Claim up to n runnable jobs of the queues for a worker, as Go''s ClaimJobs does.';
+COMMENT ON FUNCTION pgq.claim(text, text[], integer) IS 'Claim up to n runnable jobs of the queues for a worker, as a Go worker does (ordinary claim, then the limited claim).';
+
+-- next_run_in: NextRunIn (queries/worker.sql). Seconds until the earliest
+-- waiting job of the queues becomes runnable (negative: runnable now;
+-- NULL: none waits). Paused queues do not count. A worker sleeps this long
+-- (capped by its poll interval) when a claim came back short, so a retry
+-- due in 50 ms runs in 50 ms without a notification.
+CREATE FUNCTION pgq.next_run_in(queues text[]) RETURNS float8
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    wait    float8;
+    limited float8;
+BEGIN
+    IF to_regclass('pgq.limits') IS NULL THEN
+        SELECT extract(epoch FROM min(j.run_at) - now())::float8 INTO wait
+          FROM pgq.jobs AS j
+         WHERE j.state IN ('scheduled', 'available', 'retrying')
+           AND j.queue = ANY (next_run_in.queues)
+           AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = j.queue AND p.paused);
+        RETURN wait;
+    END IF;
+    -- With limits (migration 0010): the ordinary jobs as NextRunIn counts
+    -- them, and the limited ones as pgq.limited_wait_ms does.
+    EXECUTE $q$
+        SELECT extract(epoch FROM min(j.run_at) - now())::float8
+          FROM pgq.jobs AS j
+         WHERE j.state IN ('scheduled', 'available', 'retrying')
+           AND j.queue = ANY ($1)
+           AND j.mutex_key IS NULL
+           AND NOT EXISTS (SELECT 1 FROM pgq.limits AS l
+                            WHERE (l.scope = 'task' AND l.name = j.task) OR (l.scope = 'queue' AND l.name = j.queue))
+           AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = j.queue AND p.paused) $q$
+       INTO wait USING next_run_in.queues;
+    EXECUTE $q$SELECT pgq.limited_wait_ms($1, '{}'::jsonb, 100)$q$ INTO limited USING next_run_in.queues;
+    IF limited IS NOT NULL AND limited < 'Infinity'::float8 THEN
+        wait := least(coalesce(wait, 'Infinity'::float8), limited / 1000.0);
+    END IF;
+    RETURN wait;
+END
+$$;
+
+COMMENT ON FUNCTION pgq.next_run_in(text[]) IS 'Seconds until the earliest waiting job of the queues is runnable; NULL when none waits.';
 
 -- complete: CompleteJobs for one job. The guard (running, held by this
 -- worker, this attempt) makes a late write from a worker that lost the

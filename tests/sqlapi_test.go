@@ -208,7 +208,7 @@ func TestSQLClaimOrderMatchesGo(t *testing.T) {
 			return errRollback
 		}), errRollback)
 		require.ErrorIs(t, pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
-			got, err := db.New(schema.Wrap(s.db.Schema, tx)).ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: "go", Queues: queues, MaxJobs: int32(n)})
+			got, err := db.New(schema.Wrap(s.db.Schema, tx)).ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: "go", Queues: queues, ExcludedTasks: []string{}, MaxJobs: int32(n)})
 			if err != nil {
 				return err
 			}
@@ -231,6 +231,7 @@ func TestSQLClaimOrderMatchesGo(t *testing.T) {
 }
 
 var errRollback = errors.New("roll back")
+
 
 // Jobs enqueued by pgq.enqueue_many run on a Go worker; their options
 // reach the rows as pgq.enqueue would put them; bad elements are refused
@@ -665,4 +666,52 @@ func TestSQLWorkerRescuedByGoLeader(t *testing.T) {
 	require.Equal(t, "22023", s.sqlErr(t, `SELECT pgq.register_worker('w', '{}', 1, 'h', 1)`).Code)
 	require.Equal(t, "22023", s.sqlErr(t, `SELECT pgq.register_worker('w', ARRAY['q'], 0, 'h', 1)`).Code)
 	require.Equal(t, "22023", s.sqlErr(t, `SELECT * FROM pgq.claim('', ARRAY['q'], 1)`).Code)
+}
+
+// pgq.claim honours what a Go worker's claim honours after migration
+// 0010: a task's concurrency limit, a queue's rate limit and task mutexes
+// hold across SQL and Go workers, and pgq.next_run_in counts the limited
+// jobs as the Go fetcher does.
+func TestSQLClaimHonoursLimits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := setupSQLAPI(t)
+	require.NoError(t, s.client.SetLimit(ctx, queue.Limit{Scope: queue.LimitTask, Name: "t.limited", Concurrency: 2}))
+	require.NoError(t, s.client.SetLimit(ctx, queue.Limit{Scope: queue.LimitQueue, Name: "slowq", Rate: "1/h", Burst: 1}))
+	for range 5 {
+		_, err := s.client.Enqueue(ctx, queue.Raw{Task: "t.limited"}, nil)
+		require.NoError(t, err)
+		_, err = s.client.Enqueue(ctx, queue.Raw{Task: "t.free"}, &queue.Options{Queue: "slowq"})
+		require.NoError(t, err)
+		_, err = s.client.Enqueue(ctx, queue.Raw{Task: "t.mutex"}, &queue.Options{MutexKey: "account-7"})
+		require.NoError(t, err)
+		_, err = s.client.Enqueue(ctx, queue.Raw{Task: "t.plain"}, nil)
+		require.NoError(t, err)
+	}
+	got := s.claim(t, "sql-a", []string{"default", "slowq"}, 100)
+	byTask := map[string]int{}
+	for _, r := range got {
+		byTask[r.Task]++
+	}
+	require.Equal(t, map[string]int{"t.plain": 5, "t.limited": 2, "t.free": 1, "t.mutex": 1}, byTask,
+		"concurrency 2, one token in the bucket, one holder of the mutex, the rest free")
+	require.Empty(t, s.claim(t, "sql-b", []string{"default", "slowq"}, 100), "another worker gets nothing more")
+
+	// A limited job ended by SQL frees its place for the next claim, by
+	// SQL or by Go.
+	for _, r := range got {
+		if r.Task == "t.limited" || r.Task == "t.mutex" {
+			require.True(t, scalar[bool](t, s, `SELECT pgq.complete('sql-a', $1, $2)`, r.ID, r.Attempt))
+		}
+	}
+	byTask = map[string]int{}
+	for _, r := range s.claim(t, "sql-b", []string{"default", "slowq"}, 100) {
+		byTask[r.Task]++
+	}
+	require.Equal(t, map[string]int{"t.limited": 2, "t.mutex": 1}, byTask)
+	// Nothing runnable is left for an unlimited look, but limited jobs
+	// wait on running ones: next_run_in says to look again soon.
+	due := scalar[*float64](t, s, `SELECT pgq.next_run_in(ARRAY['default'])`)
+	require.NotNil(t, due)
+	require.LessOrEqual(t, *due, 0.1)
 }

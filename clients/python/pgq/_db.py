@@ -128,3 +128,32 @@ def idle_autocommit(raw):
         if info is not None and hasattr(info, "transaction_status"):
             status = int(info.transaction_status)
     return status == 0  # IDLE in both drivers
+
+
+def connector(dsn):
+    """A function that opens a new connection to dsn with the installed
+    driver: psycopg2 if present, else psycopg 3."""
+    try:
+        import psycopg2
+    except ImportError:
+        psycopg2 = None
+    if psycopg2 is not None:
+        return lambda: psycopg2.connect(dsn)
+    try:
+        import psycopg
+    except ImportError:
+        raise PgqError("pgq: no PostgreSQL driver: install psycopg2 (Debian: python3-psycopg2) or psycopg") from None
+    return lambda: psycopg.connect(dsn)
+
+
+def django_connector(alias="default"):
+    """A function that opens a new driver connection with the settings of a
+    Django database (for the worker, which needs connections of its own)."""
+    from django.db import connections
+
+    wrapper = connections[alias]
+
+    def connect():
+        return wrapper.get_new_connection(wrapper.get_connection_params())
+
+    return connect

@@ -36,9 +36,6 @@ _CELERY_STATE = {
 FINISHED_STATES = frozenset(("succeeded", "failed", "cancelled"))
 WAITING_STATES = ("scheduled", "available", "retrying")
 
-#: The reason recorded in a job's errors when it is revoked before it ran (as Go's).
-REVOKE_REASON_WAITING = "revoked before it ran"
-
 #: How long AsyncResult.get waits at most between two looks at the job.
 RESULT_POLL_INTERVAL = 0.5
 
@@ -138,6 +135,78 @@ _OPTIONS = (
 )
 
 
+def _prepare(
+    task,
+    args=None,
+    queue=None,
+    countdown=None,
+    eta=None,
+    priority=None,
+    max_retries=None,
+    unique_key=None,
+    headers=None,
+    expires=None,
+    retry_delay=None,
+    time_limit=None,
+    soft_time_limit=None,
+    ignore_result=False,
+    **unknown
+):
+    """Check one job's input and return it as pgq.enqueue's arguments:
+    (name, SQL type, value) triples after task and args, values in the
+    form both pgq.enqueue and pgq.enqueue_many take. Raises InvalidJob."""
+    if unknown:
+        raise InvalidJob(
+            "pgq: unknown option %s; known options: %s"
+            % (", ".join(repr(k) for k in sorted(unknown)), ", ".join(_OPTIONS))
+        )
+    task = _check_name(task, "task", TASK_RE, TASK_MAX, "_ . : / -")
+    args_json = _to_json({} if args is None else args, "args")
+    named = []
+    if queue is None:
+        queue = _db.default_queue()
+    if queue is not None:
+        named.append(("queue", "text", _check_name(queue, "queue", QUEUE_RE, QUEUE_MAX, "_ . : -")))
+    if countdown is not None and eta is not None:
+        raise InvalidJob("pgq: set eta or countdown, not both")
+    countdown = _seconds(countdown, "countdown")
+    if countdown is not None:
+        named.append(("countdown", "seconds", countdown))
+    eta = _timestamp(eta, "eta")
+    if eta is not None:
+        named.append(("run_at", "timestamptz", eta))
+    if expires is not None:
+        if isinstance(expires, datetime.datetime):
+            named.append(("expires_at", "timestamptz", _timestamp(expires, "expires")))
+        else:
+            named.append(("expires_at", "expires_in", _seconds(expires, "expires")))
+    priority = _check_int(priority, "priority", 0, 9)
+    if priority is not None:
+        named.append(("priority", "integer", priority))
+    max_retries = _check_int(max_retries, "max_retries", 0)
+    if max_retries is not None:
+        named.append(("max_retries", "integer", max_retries))
+    for name, value in (("retry_delay", retry_delay), ("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
+        value = _seconds(value, name, positive=True)
+        if value is not None:
+            named.append((name, "seconds", value))
+    if not isinstance(ignore_result, bool):
+        raise InvalidJob("pgq: ignore_result must be True or False")
+    if ignore_result:
+        named.append(("ignore_result", "boolean", True))
+    if unique_key is not None:
+        if not isinstance(unique_key, str) or not 1 <= len(unique_key) <= UNIQUE_KEY_MAX:
+            raise InvalidJob("pgq: unique_key must be 1 to 255 characters")
+        if "\x00" in unique_key:
+            raise InvalidJob("pgq: unique_key cannot contain a NUL character")
+        named.append(("unique_key", "text", unique_key))
+    if headers is not None:
+        if not isinstance(headers, dict):
+            raise InvalidJob("pgq: headers must be a dict (a JSON object), not %s" % type(headers).__name__)
+        named.append(("meta", "jsonb", _to_json(headers, "headers")))
+    return task, args_json, named
+
+
 def enqueue(
     task,
     args=None,
@@ -166,79 +235,84 @@ def enqueue(
     ``schema`` to the PGQ_SCHEMA setting and ``queue`` to PGQ_DEFAULT_QUEUE.
 
     ``args`` is any JSON value (None means ``{}``); a Go handler decodes it
-    into its args struct by JSON field names. ``countdown`` (seconds or a
-    timedelta) and ``eta`` (an aware datetime) delay the job, ``expires``
-    (seconds from now, or an aware datetime) discards it if it has not
-    started by then. Options left None take the queue's defaults, then pgq's.
+    into its args struct by JSON field names. Options: ``queue``,
+    ``countdown`` (seconds or a timedelta) or ``eta`` (an aware datetime)
+    to delay the job, ``expires`` (seconds from now, or an aware datetime)
+    to discard it if it has not started by then, ``priority`` (0-9),
+    ``max_retries``, ``retry_delay``, ``time_limit``, ``soft_time_limit``,
+    ``ignore_result``, ``unique_key`` and ``headers`` (a dict). Options
+    left None take the queue's defaults, then pgq's.
 
     Bad input raises InvalidJob before anything is sent; the database's own
     checks (SQLSTATE 22023) raise it too.
     """
-    if unknown:
-        raise InvalidJob(
-            "pgq: unknown option %s; known options: %s"
-            % (", ".join(repr(k) for k in sorted(unknown)), ", ".join(_OPTIONS))
-        )
-    sql_args = [_check_name(task, "task", TASK_RE, TASK_MAX, "_ . : / -")]
-    named = []
-
-    def add(name, cast, value):
-        named.append("%s => %%s::%s" % (name, cast))
-        sql_args.append(value)
-
-    args_json = _to_json({} if args is None else args, "args")
-    sql_args.append(args_json)
-
-    if queue is None:
-        queue = _db.default_queue()
-    if queue is not None:
-        add("queue", "text", _check_name(queue, "queue", QUEUE_RE, QUEUE_MAX, "_ . : -"))
-    if countdown is not None and eta is not None:
-        raise InvalidJob("pgq: set eta or countdown, not both")
-    countdown = _seconds(countdown, "countdown")
-    if countdown is not None:
-        named.append("countdown => make_interval(secs => %s::double precision)")
-        sql_args.append(countdown)
-    eta = _timestamp(eta, "eta")
-    if eta is not None:
-        add("run_at", "timestamptz", eta)
-    if expires is not None:
-        if isinstance(expires, datetime.datetime):
-            add("expires_at", "timestamptz", _timestamp(expires, "expires"))
+    task, args_json, named = _prepare(
+        task, args, queue=queue, countdown=countdown, eta=eta, priority=priority, max_retries=max_retries,
+        unique_key=unique_key, headers=headers, expires=expires, retry_delay=retry_delay, time_limit=time_limit,
+        soft_time_limit=soft_time_limit, ignore_result=ignore_result, **unknown
+    )
+    sql_args = [task, args_json]
+    parts = ["%s", "%s::jsonb"]
+    for name, kind, value in named:
+        if kind == "seconds":
+            parts.append("%s => make_interval(secs => %%s::double precision)" % name)
+        elif kind == "expires_in":
+            parts.append("%s => now() + make_interval(secs => %%s::double precision)" % name)
         else:
-            named.append("expires_at => now() + make_interval(secs => %s::double precision)")
-            sql_args.append(_seconds(expires, "expires"))
-    priority = _check_int(priority, "priority", 0, 9)
-    if priority is not None:
-        add("priority", "integer", priority)
-    max_retries = _check_int(max_retries, "max_retries", 0)
-    if max_retries is not None:
-        add("max_retries", "integer", max_retries)
-    for name, value in (("retry_delay", retry_delay), ("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
-        value = _seconds(value, name, positive=True)
-        if value is not None:
-            named.append("%s => make_interval(secs => %%s::double precision)" % name)
-            sql_args.append(value)
-    if not isinstance(ignore_result, bool):
-        raise InvalidJob("pgq: ignore_result must be True or False")
-    if ignore_result:
-        add("ignore_result", "boolean", True)
-    if unique_key is not None:
-        if not isinstance(unique_key, str) or not 1 <= len(unique_key) <= UNIQUE_KEY_MAX:
-            raise InvalidJob("pgq: unique_key must be 1 to 255 characters")
-        if "\x00" in unique_key:
-            raise InvalidJob("pgq: unique_key cannot contain a NUL character")
-        add("unique_key", "text", unique_key)
-    if headers is not None:
-        if not isinstance(headers, dict):
-            raise InvalidJob("pgq: headers must be a dict (a JSON object), not %s" % type(headers).__name__)
-        add("meta", "jsonb", _to_json(headers, "headers"))
-
+            parts.append("%s => %%s::%s" % (name, kind))
+        sql_args.append(value)
     schema = _db.resolve_schema(schema)
     connection = _db.resolve_connection(connection)
-    sql = 'SELECT "%s".enqueue(%s)' % (schema, ", ".join(["%s", "%s::jsonb"] + named))
+    sql = 'SELECT "%s".enqueue(%s)' % (schema, ", ".join(parts))
     rows = _db.execute(connection, sql, sql_args)
     return AsyncResult(rows[0][0], connection=connection, schema=schema, task=task)
+
+
+def enqueue_many(jobs, connection=None, schema=None):
+    """Enqueue several jobs in one statement (``<schema>.enqueue_many``) and
+    return their AsyncResults, in order.
+
+    ``jobs`` is a list of dicts, each with ``task``, optional ``args`` and
+    any option of enqueue (``queue``, ``countdown``, ``priority``, ...).
+    Every job is checked before anything is sent; a bad one raises
+    InvalidJob naming its index. Like enqueue, the jobs are part of the
+    connection's transaction. ``expires`` in seconds is counted from this
+    machine's clock (an aware datetime is taken as it is).
+    """
+    if isinstance(jobs, (str, bytes, dict)) or not hasattr(jobs, "__iter__"):
+        raise InvalidJob("pgq: enqueue_many takes a list of dicts, not %s" % type(jobs).__name__)
+    items = []
+    tasks = []
+    for i, job in enumerate(jobs):
+        if not isinstance(job, dict):
+            raise InvalidJob("pgq: jobs[%d] must be a dict, not %s" % (i, type(job).__name__))
+        if "task" not in job:
+            raise InvalidJob("pgq: jobs[%d] has no task" % i)
+        opts = dict(job)
+        try:
+            task, args_json, named = _prepare(opts.pop("task"), opts.pop("args", None), **opts)
+        except InvalidJob as exc:
+            raise InvalidJob("pgq: jobs[%d]: %s" % (i, str(exc)[len("pgq: "):] if str(exc).startswith("pgq: ") else exc)) from None
+        item = ['"task":%s' % json.dumps(task), '"args":%s' % args_json]
+        for name, kind, value in named:
+            if kind == "jsonb":
+                item.append('"%s":%s' % (name, value))
+            elif kind == "expires_in":
+                at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=value)
+                item.append('"%s":%s' % (name, json.dumps(at.isoformat())))
+            else:
+                item.append('"%s":%s' % (name, json.dumps(value)))
+        items.append("{" + ",".join(item) + "}")
+        tasks.append(task)
+    if not items:
+        return []
+    schema = _db.resolve_schema(schema)
+    connection = _db.resolve_connection(connection)
+    rows = _db.execute(connection, 'SELECT "%s".enqueue_many(%%s::jsonb)' % schema, ["[" + ",".join(items) + "]"])
+    ids = rows[0][0]
+    if isinstance(ids, str):  # a driver that does not parse bigint[]
+        ids = [int(x) for x in ids.strip("{}").split(",") if x]
+    return [AsyncResult(i, connection=connection, schema=schema, task=t) for i, t in zip(ids, tasks)]
 
 
 class Task:
@@ -332,18 +406,19 @@ class AsyncResult:
     def _job(self):
         rows = _db.execute(
             self.connection,
-            'SELECT task, state, result::text, errors::text FROM "%s".jobs WHERE id = %%s' % self.schema,
+            'SELECT task, state, result::text, error, traceback FROM "%s".result(%%s)' % self.schema,
             [self.id],
         )
         if not rows:
             raise JobNotFound("pgq: job %d not found in schema %s" % (self.id, self.schema))
-        task, state, result, errors = rows[0]
+        task, state, result, error, traceback = rows[0]
         self.task = task
         return {
             "task": task,
             "state": state,
             "result": None if result is None else json.loads(result),
-            "errors": json.loads(errors) if errors else [],
+            "error": error or "",
+            "traceback": traceback or "",
         }
 
     @property
@@ -381,13 +456,11 @@ class AsyncResult:
     @property
     def traceback(self):
         """The last recorded error's stack or traceback, or None."""
-        errors = self._job()["errors"]
-        return (errors[-1].get("stack") or None) if errors else None
+        return self._job()["traceback"] or None
 
     def _error(self, job):
-        last = job["errors"][-1] if job["errors"] else {}
         cls = JobRevoked if job["state"] == "cancelled" else JobFailed
-        return cls(self.id, job["task"], job["state"], last.get("error", ""), last.get("stack", ""))
+        return cls(self.id, job["task"], job["state"], job["error"], job["traceback"])
 
     def get(self, timeout=None, propagate=True, interval=RESULT_POLL_INTERVAL):
         """Wait until the job has finished and return its result.
@@ -436,49 +509,31 @@ class AsyncResult:
         return self.get(timeout=timeout, propagate=propagate, interval=interval)
 
     def revoke(self, terminate=False):
-        """Revoke the job on the handle's connection (part of its transaction).
+        """Revoke the job (``<schema>.revoke``, what Go's Client.Revoke does)
+        on the handle's connection, so it is part of that transaction.
 
         A job that has not started (or waits for a retry) ends cancelled at
         once, with "revoked before it ran" in its errors, and waiting
         AsyncResults are told. A running job is marked so that it is never
-        run again (no retry), but it runs to its end: terminating a running
-        handler from Python is not supported yet (use Go's Client.Revoke or
-        ``pgq revoke --terminate``). A finished job is left as it is.
-        Returns the job's pgq state after the call; an unknown id raises
-        JobNotFound.
+        run again (no retry); with ``terminate=True`` its worker (Go or
+        Python) is also told, at commit, to stop the handler, and the job
+        ends cancelled. A finished job is left as it is. Returns the job's
+        pgq state after the call ("running" for a running job until its
+        worker stops it); an unknown id raises JobNotFound.
         """
-        if terminate:
-            raise NotImplementedError(
-                "pgq: revoke(terminate=True) is not supported from Python yet; "
-                "use `pgq revoke --terminate` or Go's Client.Revoke"
-            )
-        s = self.schema
-        conn = self.connection
-        for _ in range(3):
+        if not isinstance(terminate, bool):
+            raise InvalidJob("pgq: terminate must be True or False")
+        try:
             rows = _db.execute(
-                conn,
-                'UPDATE "%s".jobs SET state = \'cancelled\', finished_at = now(), revoked_at = now(), '
-                "errors = errors || jsonb_build_array(jsonb_build_object("
-                "'attempt', attempt, 'at', now(), 'error', %%s::text)) "
-                "WHERE id = %%s AND state IN ('scheduled', 'available', 'retrying') RETURNING id" % s,
-                [REVOKE_REASON_WAITING, self.id],
+                self.connection,
+                'SELECT state FROM "%s".revoke(%%s, %%s)' % self.schema,
+                [self.id, terminate],
             )
-            if rows:
-                _db.execute(conn, "SELECT pg_notify(%s, %s)", ["%s.results" % s, str(self.id)])
-                return "cancelled"
-            rows = _db.execute(
-                conn,
-                'UPDATE "%s".jobs SET revoked_at = coalesce(revoked_at, now()) '
-                "WHERE id = %%s AND state = 'running' RETURNING id" % s,
-                [self.id],
-            )
-            if rows:
-                return "running"
-            state = self._job()["state"]
-            if state in FINISHED_STATES:
-                return state
-            # It moved between the statements (started, or went back to wait): again.
-        return self._job()["state"]
+        except Exception as exc:
+            if _db.sqlstate(exc) == "P0002":
+                raise JobNotFound("pgq: job %d not found in schema %s" % (self.id, self.schema)) from exc
+            raise
+        return rows[0][0]
 
 
 class _Listener:

@@ -52,3 +52,83 @@ class JobRevoked(JobError):
 
 class TimeoutError(PgqError, builtins.TimeoutError):  # noqa: A001 - Celery's name
     """``AsyncResult.get`` waited longer than its timeout; the job goes on."""
+
+
+# Control values for handlers run by the Python worker (pgq.worker). A
+# handler raises one of them to tell the worker what to do with its job
+# instead of applying the task's retry policy, as a Go handler returns
+# worker.Retry, worker.Snooze or worker.Permanent.
+
+
+class Retry(PgqError):
+    """Raise to run the job again after ``countdown`` seconds (Celery's
+    ``self.retry``, Go's ``worker.Retry``). The attempt counts against the
+    job's retries: when none is left the job fails, with ``exc`` (or this
+    exception) as its error.
+    """
+
+    def __init__(self, countdown=0, exc=None):
+        self.countdown = max(float(countdown or 0), 0.0)
+        self.exc = exc
+        super().__init__(countdown, exc)
+
+    def __str__(self):
+        from ._duration import go_duration
+
+        if self.exc is not None:
+            return "retry in %s: %s" % (go_duration(self.countdown), describe_exception(self.exc))
+        return "retry requested by the handler, in %s" % go_duration(self.countdown)
+
+
+class Snooze(PgqError):
+    """Raise to put the job back to run after ``countdown`` seconds without
+    using up an attempt or recording an error (Go's ``worker.Snooze``): for
+    "not yet", not for failures."""
+
+    def __init__(self, countdown):
+        self.countdown = max(float(countdown or 0), 0.0)
+        super().__init__(countdown)
+
+
+class Permanent(PgqError):
+    """Raise (or raise ``Permanent(exc)``) to fail the job at once, whatever
+    retries it has left (Go's ``worker.Permanent``; Celery's ``Reject``
+    without requeue)."""
+
+    def __init__(self, exc=None):
+        self.exc = exc
+        super().__init__(exc)
+
+    def __str__(self):
+        if self.exc is None:
+            return "permanent failure"
+        if isinstance(self.exc, BaseException):
+            return describe_exception(self.exc)
+        return str(self.exc)
+
+
+class SoftTimeLimitExceeded(PgqError):
+    """Raised inside a handler when its job's soft time limit passes
+    (Celery's name): catch it to clean up before the hard limit."""
+
+
+class TimeLimitExceeded(PgqError):
+    """Raised inside a handler when its job's hard time limit passes; the
+    attempt fails with "hard time limit of ... exceeded"."""
+
+
+class Terminated(PgqError):
+    """Raised inside a handler whose job was revoked with terminate; the job
+    ends cancelled and is not retried."""
+
+
+class WorkerShutdown(PgqError):
+    """Raised inside a handler still running when the worker's shutdown
+    timeout passes; the job goes back to its queue, attempt not counted."""
+
+
+def describe_exception(exc):
+    """An exception as a job's error message: "ValueError: bad month"."""
+    name = type(exc).__name__
+    text = str(exc)
+    return "%s: %s" % (name, text) if text else name
