@@ -232,7 +232,6 @@ func TestSQLClaimOrderMatchesGo(t *testing.T) {
 
 var errRollback = errors.New("roll back")
 
-
 // Jobs enqueued by pgq.enqueue_many run on a Go worker; their options
 // reach the rows as pgq.enqueue would put them; bad elements are refused
 // by index and nothing is written.
