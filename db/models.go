@@ -191,6 +191,8 @@ type PgqWorkflowNode struct {
 	Task        *string
 	State       string
 	Immutable   bool
+	Callbacks   bool
+	ParentKind  *string
 	Remaining   *int32
 	CountdownMs *int32
 	Input       json.RawMessage
@@ -210,7 +212,6 @@ type PgqWorkflowStep struct {
 	Kind        string
 	Task        string
 	State       string
-	NodeState   string
 	Remaining   *int32
 	Attempt     *int32
 	Queue       *string

@@ -49,11 +49,14 @@ func (q *Queries) InsertWorkflowJobs(ctx context.Context, jobs json.RawMessage) 
 }
 
 const insertWorkflowNodes = `-- name: InsertWorkflowNodes :exec
-INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, immutable, countdown_ms)
-SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.immutable, r.countdown_ms
+INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, immutable,
+                                callbacks, parent_kind, countdown_ms)
+SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.immutable,
+       r.callbacks, r.parent_kind, r.countdown_ms
   FROM jsonb_to_recordset($1::jsonb) AS r (
          id bigint, root_id bigint, parent_id bigint, role text, position integer,
-         kind text, task text, immutable boolean, countdown_ms integer)
+         kind text, task text, immutable boolean, callbacks boolean, parent_kind text,
+         countdown_ms integer)
 `
 
 // Every node of a workflow (tasks, chains, groups, chords, callbacks).
@@ -63,7 +66,7 @@ func (q *Queries) InsertWorkflowNodes(ctx context.Context, nodes json.RawMessage
 }
 
 const startWorkflow = `-- name: StartWorkflow :exec
-SELECT pgq.workflow_start($1::bigint, NULL::jsonb)
+SELECT pgq.workflow_run($1::bigint)
 `
 
 // Start a workflow's root: its first jobs become available, and their

@@ -2,7 +2,13 @@
 -- workflow tables nothing would ever start them.
 DROP VIEW pgq.workflow_steps;
 DROP TRIGGER jobs_workflow_finished ON pgq.jobs;
+DROP TRIGGER jobs_workflow_counted ON pgq.jobs;
 DROP FUNCTION pgq.workflow_job_finished();
+DROP FUNCTION pgq.workflow_jobs_updated();
+DROP FUNCTION pgq.workflow_run(bigint);
+DROP FUNCTION pgq.workflow_flush();
+DROP FUNCTION pgq.workflow_count(bigint);
+DROP FUNCTION pgq.workflow_continue(bigint, bigint, text, text, integer, boolean, jsonb);
 DROP FUNCTION pgq.workflow_input(bigint);
 DROP FUNCTION pgq.workflow_fail(bigint, text, jsonb);
 DROP FUNCTION pgq.workflow_succeed(bigint, jsonb);

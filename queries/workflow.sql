@@ -31,16 +31,19 @@ SELECT r.id, r.task, r.queue, 'pending',
 
 -- name: InsertWorkflowNodes :exec
 -- Every node of a workflow (tasks, chains, groups, chords, callbacks).
-INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, immutable, countdown_ms)
-SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.immutable, r.countdown_ms
+INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, immutable,
+                                callbacks, parent_kind, countdown_ms)
+SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.immutable,
+       r.callbacks, r.parent_kind, r.countdown_ms
   FROM jsonb_to_recordset(@nodes::jsonb) AS r (
          id bigint, root_id bigint, parent_id bigint, role text, position integer,
-         kind text, task text, immutable boolean, countdown_ms integer);
+         kind text, task text, immutable boolean, callbacks boolean, parent_kind text,
+         countdown_ms integer);
 
 -- name: StartWorkflow :exec
 -- Start a workflow's root: its first jobs become available, and their
 -- queues are woken when the caller's transaction commits.
-SELECT pgq.workflow_start(@id::bigint, NULL::jsonb);
+SELECT pgq.workflow_run(@id::bigint);
 
 -- name: WorkflowInput :one
 -- What a step was started with (Job.ParentResult); NULL when nothing.

@@ -58,10 +58,12 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 	nodes := make([]nodeRow, len(f.nodes))
 	var jobs []jobRow
 	for i, n := range f.nodes {
-		row := nodeRow{ID: ids[i], RootID: root, Role: n.role, Position: n.position, Kind: n.kind, Immutable: n.immutable}
+		row := nodeRow{ID: ids[i], RootID: root, Role: n.role, Position: n.position, Kind: n.kind,
+			Immutable: n.immutable, Callbacks: n.callbacks}
 		var parent *int64
 		if n.parent >= 0 {
 			parent = &ids[n.parent]
+			row.ParentKind = &f.nodes[n.parent].kind
 		}
 		row.ParentID = parent
 		if p := n.job; p != nil {
@@ -115,6 +117,7 @@ type flatNode struct {
 	position  int
 	kind      string
 	immutable bool
+	callbacks bool
 	job       *queue.Prepared // tasks only
 }
 
@@ -133,7 +136,8 @@ func (f *flattener) walk(s *Signature, parent int, role string, position int, pa
 		return invalid(path, "workflow has more than %d nodes", maxNodes)
 	}
 	idx := len(f.nodes)
-	f.nodes = append(f.nodes, flatNode{parent: parent, role: role, position: position, kind: s.kind, immutable: s.immutable})
+	f.nodes = append(f.nodes, flatNode{parent: parent, role: role, position: position, kind: s.kind, immutable: s.immutable,
+		callbacks: len(s.links)+len(s.linkErrors) > 0})
 	for _, l := range s.links {
 		if l != nil && !startsImmutable(l) {
 			consumed = true
@@ -237,6 +241,8 @@ type nodeRow struct {
 	Kind        string  `json:"kind"`
 	Task        *string `json:"task"`
 	Immutable   bool    `json:"immutable"`
+	Callbacks   bool    `json:"callbacks"`
+	ParentKind  *string `json:"parent_kind"`
 	CountdownMs *int64  `json:"countdown_ms"`
 }
 

@@ -72,9 +72,14 @@ func buildTree(root int64, rows []db.WorkflowNodesRow) (*Step, error) {
 		s := &Step{ID: r.ID, Kind: r.Kind, Role: r.Role, Task: r.Task, State: r.NodeState, nodeState: r.NodeState,
 			Attempt: int(r.Attempt), FinishedAt: r.FinishedAt, result: r.Result}
 		if r.Kind == KindTask {
+			// A task's state is its job's (its node says only whether it
+			// started, and whether its workflow cancelled or skipped it).
 			s.result = r.JobResult
 			if r.JobState != "" {
 				s.State = r.JobState
+				if queue.Finished(r.JobState) {
+					s.nodeState = r.JobState
+				}
 			}
 		}
 		if r.Remaining != nil && r.NodeState != "pending" {

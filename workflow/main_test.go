@@ -32,7 +32,7 @@ type bundle struct {
 	reg    *worker.Registry
 }
 
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	d := pgtest.New(t)
 	c, err := queue.NewClient(d.Pool, &queue.Config{Schema: d.Schema})
@@ -94,14 +94,14 @@ func get(t *testing.T, r *workflow.Result, out any) error {
 }
 
 // exec runs SQL against the bundle's schema.
-func (b *bundle) exec(t *testing.T, sql string, args ...any) {
+func (b *bundle) exec(t testing.TB, sql string, args ...any) {
 	t.Helper()
 	_, err := b.db.Pool.Exec(context.Background(), schema.Rewrite(b.db.Schema, sql), args...)
 	require.NoError(t, err)
 }
 
 // scalar runs a one-value query against the bundle's schema.
-func scalar[T any](t *testing.T, b *bundle, sql string, args ...any) T {
+func scalar[T any](t testing.TB, b *bundle, sql string, args ...any) T {
 	t.Helper()
 	var v T
 	require.NoError(t, b.db.Pool.QueryRow(context.Background(), schema.Rewrite(b.db.Schema, sql), args...).Scan(&v))
