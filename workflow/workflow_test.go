@@ -336,13 +336,13 @@ func TestInvalidWorkflowIsRejectedBeforeSending(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	cases := map[string]*workflow.Signature{
-		"ignore_result in a chord": workflow.Chord(workflow.Group(workflow.Task(add{}, &queue.Options{IgnoreResult: queue.Ptr(true)})), task(sum{})),
+		"ignore_result in a chord":            workflow.Chord(workflow.Group(workflow.Task(add{}, &queue.Options{IgnoreResult: queue.Ptr(true)})), task(sum{})),
 		"ignore_result before a mutable step": workflow.Chain(workflow.Task(add{}, &queue.Options{IgnoreResult: queue.Ptr(true)}), task(add{})),
-		"unique key":      workflow.Group(workflow.Task(add{}, &queue.Options{UniqueKey: "k"})),
-		"empty chain":     workflow.Chain(),
-		"nil step":        workflow.Chain(task(add{}), nil),
-		"bad task name":   workflow.Group(task(queue.Raw{Task: "bad name"})),
-		"nil args":        workflow.Task(nil, nil),
+		"unique key":                          workflow.Group(workflow.Task(add{}, &queue.Options{UniqueKey: "k"})),
+		"empty chain":                         workflow.Chain(),
+		"nil step":                            workflow.Chain(task(add{}), nil),
+		"bad task name":                       workflow.Group(task(queue.Raw{Task: "bad name"})),
+		"nil args":                            workflow.Task(nil, nil),
 	}
 	for name, wf := range cases {
 		err := pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
@@ -502,4 +502,3 @@ func TestInspectAndView(t *testing.T) {
 	require.Equal(t, 5, scalar[int](t, b, "SELECT count(*) FROM pgq.workflow_steps WHERE workflow_id = $1 AND state = 'pending'", r.ID))
 	require.Equal(t, 1, scalar[int](t, b, "SELECT count(*) FROM pgq.jobs WHERE root_id = $1 AND state = 'available'", r.ID))
 }
-
