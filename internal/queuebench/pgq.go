@@ -277,11 +277,6 @@ func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 	return AlternateTx(tp.Duration, run)
 }
 
-// Workflow implements System.
-func (p *PGQ) Workflow(context.Context, int, func(int)) (WorkflowResult, error) {
-	return WorkflowResult{}, NotAvailable("pgq's workflow package (workflow/) has not landed yet")
-}
-
 // RunClients runs op in a loop on clients goroutines for d and returns how
 // many calls succeeded. The first error stops the run.
 func RunClients(ctx context.Context, clients int, d time.Duration, op func(context.Context) error) (int64, error) {
