@@ -8,6 +8,7 @@ DROP FUNCTION IF EXISTS pgq.claim(text, text[], integer);
 DROP FUNCTION IF EXISTS pgq.unregister_worker(text);
 DROP FUNCTION IF EXISTS pgq.revoked_jobs(text);
 DROP FUNCTION IF EXISTS pgq.heartbeat(text);
+DROP FUNCTION IF EXISTS pgq.rescue_previous_jobs(text);
 DROP FUNCTION IF EXISTS pgq.register_worker(text, text[], integer, text, integer, jsonb);
 DROP FUNCTION IF EXISTS pgq.retry(bigint);
 DROP FUNCTION IF EXISTS pgq.revoke(bigint, boolean);

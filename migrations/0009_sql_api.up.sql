@@ -245,6 +245,36 @@ $$;
 
 COMMENT ON FUNCTION pgq.register_worker(text, text[], integer, text, integer, jsonb) IS 'Register (or re-register) a worker in pgq.workers, as Go workers do.';
 
+-- RescuePreviousProcessJobs (queries/restart.sql), for a worker process
+-- starting under a fixed id: jobs still running under that id were held
+-- by an earlier process that died without handing them back, and the new
+-- process's heartbeats would keep them from ever being rescued. Call it
+-- once at start, after register_worker (never when re-registering after
+-- pgq.heartbeat returned false: the process holds those jobs). They are
+-- rescued as the maintenance leader rescues them: the attempt counts, a
+-- job out of attempts fails, a revoked one ends cancelled, and their
+-- queues are woken. Returns how many.
+CREATE FUNCTION pgq.rescue_previous_jobs(worker_id text) RETURNS bigint
+LANGUAGE sql AS $$
+    WITH rescued AS (
+    UPDATE pgq.jobs AS j
+       SET state = CASE WHEN j.revoked_at IS NOT NULL THEN 'cancelled'
+                        WHEN j.attempt > j.max_retries THEN 'failed' ELSE 'available' END,
+           run_at = now(),
+           finished_at = CASE WHEN j.revoked_at IS NOT NULL OR j.attempt > j.max_retries THEN now() END,
+           errors = j.errors || jsonb_build_array(jsonb_build_object(
+                        'attempt', j.attempt, 'at', now(),
+                        'error', format('worker %s stopped sending heartbeats while running this job (attempt %s); rescued when a new process started with its id',
+                                        j.worker_id, j.attempt)))
+     WHERE j.state = 'running'
+       AND j.worker_id = $1
+    RETURNING j.id, j.queue
+    )
+    SELECT count(*) FROM rescued CROSS JOIN LATERAL pg_notify('pgq.jobs', rescued.queue) AS wake
+$$;
+
+COMMENT ON FUNCTION pgq.rescue_previous_jobs(text) IS 'At a worker''s start: rescue the jobs an earlier process with the same id left running.';
+
 -- Heartbeat (queries/worker.sql). false: the row is gone, because the
 -- worker was presumed dead and its jobs were rescued; register again
 -- (and know that those jobs may run twice).

@@ -659,6 +659,21 @@ func TestSQLWorkerRescuedByGoLeader(t *testing.T) {
 	require.Equal(t, queue.StateCancelled, j.State, "a revoked job handed back ends cancelled")
 	require.Zero(t, scalar[int](t, s, `SELECT count(*) FROM pgq.workers WHERE id LIKE 'sql-%'`))
 
+	// A process restarting under the same id rescues what its dead
+	// predecessor left running, as a Go worker does at start.
+	again, err := s.client.Enqueue(ctx, queue.Raw{Task: worker.TaskEcho}, &queue.Options{Queue: "rq3"})
+	require.NoError(t, err)
+	s.register(t, "sql-same", "rq3")
+	require.Len(t, s.claim(t, "sql-same", []string{"rq3"}, 1), 1)
+	s.register(t, "sql-same", "rq3") // the new process
+	require.Equal(t, int64(1), scalar[int64](t, s, `SELECT pgq.rescue_previous_jobs('sql-same')`))
+	j, err = s.client.Job(ctx, again.ID)
+	require.NoError(t, err)
+	require.Equal(t, queue.StateAvailable, j.State)
+	require.Equal(t, 1, j.Attempt, "the attempt counts, as in a rescue")
+	require.Equal(t, "worker sql-same stopped sending heartbeats while running this job (attempt 1); rescued when a new process started with its id", j.Errors[0].Error)
+	require.Zero(t, scalar[int64](t, s, `SELECT pgq.unregister_worker('sql-same')`))
+
 	e := s.sqlErr(t, `SELECT pgq.register_worker('w', ARRAY['bad queue'], 1, 'h', 1)`)
 	require.Equal(t, "22023", e.Code)
 	require.Contains(t, e.Message, "invalid queue name 'bad queue'")

@@ -407,6 +407,12 @@ class Worker:
         self._main = self._open()
         self._writer = self._open()
         self._register(self._main)
+        # Jobs an earlier process with this id left running (it died without
+        # handing them back): rescued now, or this process's heartbeats
+        # would keep them from ever being rescued.
+        n = self._sql(self._main, "SELECT pgq.rescue_previous_jobs(%s)", [self.id])[0][0]
+        if n:
+            log.warning("rescued %d job(s) an earlier process with id %s left running", n, self.id)
         log.info("pgq worker %s: queues %s, concurrency %d, tasks %s", self.id, ",".join(self.queues),
                  self.concurrency, ", ".join(self.registry.names()) or "none")
         beat = threading.Thread(target=self._heartbeat_loop, name="pgq-heartbeat", daemon=True)
