@@ -25,7 +25,7 @@ UPDATE pgq.jobs AS j
                   AND w.state IN ('scheduled', 'available', 'retrying')
                   AND w.run_at <= now()
                   AND w.mutex_key IS NULL
-                  AND w.task <> ALL ($3::text[])
+                  AND w.task <> ALL (coalesce($3::text[], '{}'))
                 ORDER BY w.priority DESC, w.run_at, w.id
                 LIMIT $4::integer
                   FOR UPDATE SKIP LOCKED
@@ -412,7 +412,7 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
  WHERE state IN ('scheduled', 'available', 'retrying')
    AND queue = ANY ($1::text[])
    AND mutex_key IS NULL
-   AND task <> ALL ($2::text[])
+   AND task <> ALL (coalesce($2::text[], '{}'))
    AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = pgq.jobs.queue AND p.paused)
 `
 

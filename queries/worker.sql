@@ -34,7 +34,7 @@ UPDATE pgq.jobs AS j
                   AND w.state IN ('scheduled', 'available', 'retrying')
                   AND w.run_at <= now()
                   AND w.mutex_key IS NULL
-                  AND w.task <> ALL (@excluded_tasks::text[])
+                  AND w.task <> ALL (coalesce(sqlc.narg(excluded_tasks)::text[], '{}'))
                 ORDER BY w.priority DESC, w.run_at, w.id
                 LIMIT @max_jobs::integer
                   FOR UPDATE SKIP LOCKED
@@ -58,7 +58,7 @@ SELECT coalesce(extract(epoch FROM min(run_at) - now()) * 1000, 'Infinity')::flo
  WHERE state IN ('scheduled', 'available', 'retrying')
    AND queue = ANY (@queues::text[])
    AND mutex_key IS NULL
-   AND task <> ALL (@excluded_tasks::text[])
+   AND task <> ALL (coalesce(sqlc.narg(excluded_tasks)::text[], '{}'))
    AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = pgq.jobs.queue AND p.paused);
 
 -- name: CompleteJobs :many
