@@ -110,6 +110,7 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newBeatCmd(a),
 		newPeriodicCmd(a),
 		newLockCmd(a),
+		newLimitCmd(a),
 		newBenchCmd(a),
 		newRolesCmd(a),
 	)
