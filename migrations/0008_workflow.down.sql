@@ -3,6 +3,8 @@
 DROP VIEW pgq.workflow_steps;
 DROP TRIGGER jobs_workflow_finished ON pgq.jobs;
 DROP TRIGGER jobs_workflow_counted ON pgq.jobs;
+DROP TRIGGER jobs_workflow_deleted ON pgq.jobs;
+DROP FUNCTION pgq.workflow_job_deleted();
 DROP FUNCTION pgq.workflow_job_finished();
 DROP FUNCTION pgq.workflow_jobs_updated();
 DROP FUNCTION pgq.workflow_run(bigint);

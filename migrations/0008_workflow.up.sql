@@ -44,7 +44,9 @@ CREATE TABLE pgq.workflow_nodes (
     task         text        COLLATE "C",
     -- pending: not started; active: started, not finished; succeeded,
     -- failed, cancelled: finished; skipped: a callback that was not needed
-    -- (its job row is deleted). A task that succeeded stays active here:
+    -- (its job row is deleted); deleted: a task whose job was deleted
+    -- (retention, Delete) before its workflow ended, its result kept in
+    -- result for its chord. A task that succeeded stays active here:
     -- its job's state says it succeeded (pgq.workflow_steps shows it).
     state        text        COLLATE "C" NOT NULL DEFAULT 'pending',
     immutable    boolean     NOT NULL DEFAULT false,
@@ -60,7 +62,8 @@ CREATE TABLE pgq.workflow_nodes (
     -- chord's member results, or a failure for a link_error callback.
     -- NULL for a first step and for immutable nodes.
     input        jsonb,
-    -- A chain's, group's or chord's result (a task's is its job's).
+    -- A chain's, group's or chord's result (a task's is its job's, copied
+    -- here only if retention deletes the job before its workflow ends).
     result       jsonb,
     -- Why the node failed: {job_id, task, state, error} of the job that
     -- failed first.
@@ -70,13 +73,17 @@ CREATE TABLE pgq.workflow_nodes (
 
     CONSTRAINT workflow_nodes_role_known CHECK (role IN ('step', 'link', 'link_error')),
     CONSTRAINT workflow_nodes_kind_known CHECK (kind IN ('task', 'chain', 'group', 'chord')),
-    CONSTRAINT workflow_nodes_state_known CHECK (state IN ('pending', 'active', 'succeeded', 'failed', 'cancelled', 'skipped'))
+    CONSTRAINT workflow_nodes_state_known CHECK (state IN ('pending', 'active', 'succeeded', 'failed', 'cancelled', 'skipped', 'deleted'))
 ) WITH (fillfactor = 70); -- room for the start of each node as a HOT update
 
 COMMENT ON TABLE pgq.workflow_nodes IS 'Workflow trees: chains, groups and chords (with their counters), their tasks and callbacks. See pgq.workflow_steps.';
 
 CREATE INDEX workflow_nodes_parent_idx ON pgq.workflow_nodes (parent_id, role, position);
 CREATE INDEX workflow_nodes_root_idx ON pgq.workflow_nodes (root_id);
+-- Tasks whose job still exists, by workflow: when retention deletes a
+-- finished workflow's last job, its whole tree goes (workflow_job_deleted).
+CREATE INDEX workflow_nodes_live_tasks_idx ON pgq.workflow_nodes (root_id)
+    WHERE kind = 'task' AND state NOT IN ('skipped', 'deleted');
 
 -- Start a node with an input (NULL for none): a task's job becomes
 -- available (or scheduled after its countdown) and its queue is woken at
@@ -282,7 +289,7 @@ BEGIN
          WHERE w.id = g AND w.state = 'active'
         RETURNING w.remaining INTO todo;
         IF todo = 0 THEN
-            SELECT coalesce(jsonb_agg(CASE WHEN m.kind = 'task' THEN j.result ELSE m.result END ORDER BY m.position), '[]'::jsonb)
+            SELECT coalesce(jsonb_agg(CASE WHEN m.kind = 'task' AND j.id IS NOT NULL THEN j.result ELSE m.result END ORDER BY m.position), '[]'::jsonb)
               INTO agg
               FROM pgq.workflow_nodes AS m
               LEFT JOIN pgq.jobs AS j ON j.id = m.id
@@ -413,6 +420,46 @@ CREATE TRIGGER jobs_workflow_counted
     AFTER UPDATE ON pgq.jobs
     FOR EACH STATEMENT
     EXECUTE FUNCTION pgq.workflow_jobs_updated();
+
+-- A job of a workflow was deleted. Before it finished (Delete, a purge of
+-- its queue), it fails its workflow as if revoked, so that nothing waits
+-- for it for ever. After it finished (retention): while its workflow runs,
+-- a success's result is kept in its node for the chord that will collect
+-- it; once its workflow has ended, its node goes, and the whole tree goes
+-- with the workflow's last job.
+CREATE FUNCTION pgq.workflow_job_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    root record;
+BEGIN
+    SELECT w.state, w.kind INTO root FROM pgq.workflow_nodes AS w WHERE w.id = OLD.root_id;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF OLD.state NOT IN ('succeeded', 'failed', 'cancelled') THEN
+        PERFORM pgq.workflow_fail(OLD.id, 'cancelled', jsonb_build_object(
+            'job_id', OLD.id, 'task', OLD.task, 'state', 'cancelled', 'error', 'deleted before it finished'));
+        UPDATE pgq.workflow_nodes AS w SET state = 'deleted' WHERE w.id = OLD.id AND w.state <> 'skipped';
+    ELSIF root.kind = 'task' OR root.state IN ('succeeded', 'failed', 'cancelled', 'deleted') THEN
+        DELETE FROM pgq.workflow_nodes AS w WHERE w.id = OLD.id;
+        IF NOT EXISTS (SELECT 1 FROM pgq.workflow_nodes AS w
+                        WHERE w.root_id = OLD.root_id AND w.kind = 'task' AND w.state NOT IN ('skipped', 'deleted')) THEN
+            DELETE FROM pgq.workflow_nodes AS w WHERE w.root_id = OLD.root_id;
+        END IF;
+    ELSE
+        UPDATE pgq.workflow_nodes AS w
+           SET state = 'deleted', result = CASE WHEN OLD.state = 'succeeded' THEN OLD.result END
+         WHERE w.id = OLD.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_workflow_deleted
+    AFTER DELETE ON pgq.jobs
+    FOR EACH ROW
+    WHEN (OLD.root_id IS NOT NULL)
+    EXECUTE FUNCTION pgq.workflow_job_deleted();
 
 -- Start a workflow (what ApplyTx calls after inserting it): its root, and
 -- the counts that starting it may leave (an empty group inside a group).

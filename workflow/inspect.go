@@ -27,7 +27,8 @@ type Step struct {
 	// State is a task's job state (pending, scheduled, available,
 	// running, retrying, succeeded, failed, cancelled) and, for a chain,
 	// group or chord: pending, active, succeeded or failed. A callback
-	// that was not needed is skipped (its job was deleted).
+	// that was not needed is skipped (its job was deleted); a task whose
+	// job was deleted while its workflow ran is deleted.
 	State   string `json:"state"`
 	Attempt int    `json:"attempt,omitempty"`
 	// Remaining is, for a group that has started, how many members have
@@ -139,7 +140,7 @@ func (s *Step) finals() []int64 {
 // cancelled or skipped).
 func (s *Step) Finished() bool {
 	switch s.nodeState {
-	case "succeeded", "failed", "cancelled", "skipped":
+	case "succeeded", "failed", "cancelled", "skipped", "deleted":
 		return true
 	}
 	return false

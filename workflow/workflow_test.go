@@ -502,3 +502,37 @@ func TestInspectAndView(t *testing.T) {
 	require.Equal(t, 5, scalar[int](t, b, "SELECT count(*) FROM pgq.workflow_steps WHERE workflow_id = $1 AND state = 'pending'", r.ID))
 	require.Equal(t, 1, scalar[int](t, b, "SELECT count(*) FROM pgq.jobs WHERE root_id = $1 AND state = 'available'", r.ID))
 }
+
+// TestDeletedJobs: deleting a step that has not run (Delete, a purge)
+// fails its workflow instead of leaving it waiting; retention deleting
+// succeeded members of a running chord keeps their results for the
+// callback; deleting every job of a finished workflow removes its tree.
+func TestDeletedJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+
+	purged := b.apply(t, workflow.Chain(task(add{A: 1}), task(add{A: 2})))
+	tree, err := purged.Tree(ctx)
+	require.NoError(t, err)
+	b.exec(t, "DELETE FROM pgq.jobs WHERE id = $1", tree.Steps[0].ID)
+	err = get(t, purged, nil)
+	require.ErrorIs(t, err, queue.ErrJobCancelled)
+	require.ErrorContains(t, err, "deleted before it finished")
+
+	chord := b.apply(t, workflow.Chord(workflow.Group(task(add{A: 1}), task(add{A: 2}), task(add{A: 3})), task(sum{})))
+	tree, err = chord.Tree(ctx)
+	require.NoError(t, err)
+	m := tree.Steps[0].Steps
+	b.exec(t, "UPDATE pgq.jobs SET state = 'succeeded', result = to_jsonb((args ->> 'a')::int) WHERE id = ANY($1)", []int64{m[0].ID, m[1].ID})
+	b.exec(t, "DELETE FROM pgq.jobs WHERE id = ANY($1)", []int64{m[0].ID, m[1].ID}) // retention
+	b.exec(t, "UPDATE pgq.jobs SET state = 'succeeded', result = '3' WHERE id = $1", m[2].ID)
+	require.JSONEq(t, "[1, 2, 3]", string(scalar[json.RawMessage](t, b, "SELECT pgq.workflow_input($1)", tree.Steps[1].ID)))
+
+	b.exec(t, "UPDATE pgq.jobs SET state = 'succeeded', result = '6' WHERE id = $1", tree.Steps[1].ID)
+	require.NoError(t, get(t, chord, nil))
+	b.exec(t, "DELETE FROM pgq.jobs WHERE root_id = $1", chord.ID)
+	require.Equal(t, 0, scalar[int](t, b, "SELECT count(*) FROM pgq.workflow_nodes WHERE root_id = $1", chord.ID))
+	_, err = chord.Tree(ctx)
+	require.ErrorIs(t, err, workflow.ErrNotFound)
+}
