@@ -3,6 +3,7 @@ checks that run before anything is sent."""
 
 import datetime
 import math
+import time
 import unittest
 
 import psycopg2
@@ -100,3 +101,62 @@ class BadInput(unittest.TestCase):
             [pgq.celery_state(s) for s in ("scheduled", "available", "running", "retrying", "succeeded", "failed", "cancelled")],
             ["PENDING", "PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED"],
         )
+
+
+class EnqueueMany(unittest.TestCase):
+    def setUp(self):
+        self.conn = psycopg2.connect(URL)
+        self.addCleanup(self.conn.close)
+
+    def test_commit_runs_them_on_the_go_worker(self):
+        results = pgq.enqueue_many(
+            [
+                {"task": "orders.confirm", "args": {"order_id": 31}, "queue": "default"},
+                {"task": "orders.confirm", "args": {"order_id": 32}, "queue": "default", "priority": 9, "max_retries": 0},
+                {"task": "pgq.echo", "args": [1, "two"], "queue": "default", "headers": {"trace": "t"}},
+            ],
+            connection=self.conn,
+            schema=SCHEMA,
+        )
+        self.conn.commit()
+        self.assertEqual([r.task for r in results], ["orders.confirm", "orders.confirm", "pgq.echo"])
+        self.assertEqual(len({r.id for r in results}), 3)
+        self.assertEqual(
+            [r.get(timeout=10, interval=0.1) for r in results], [{"confirmed": 31}, {"confirmed": 32}, [1, "two"]]
+        )
+        self.assertEqual(pgq.enqueue_many([], connection=self.conn, schema=SCHEMA), [])
+
+    def test_bad_job_names_its_index_and_nothing_is_written(self):
+        before = job_count()
+        cases = [
+            ([{"task": "a"}, {"task": "send email"}], "jobs[1]: invalid task name 'send email'"),
+            ([{"task": "a"}, {"task": "a", "countdwn": 3}], "jobs[1]: unknown option 'countdwn'"),
+            ([{"task": "a", "args": {1, 2}}], "jobs[0]: args are not JSON-serialisable"),
+            ([{"args": {}}], "jobs[0] has no task"),
+            (["a"], "jobs[0] must be a dict"),
+            ({"task": "a"}, "takes a list of dicts"),
+        ]
+        for jobs, message in cases:
+            with self.subTest(jobs=jobs):
+                with self.assertRaises(pgq.InvalidJob) as caught:
+                    pgq.enqueue_many(jobs, connection=BadInput.NoConnection(), schema=SCHEMA)
+                self.assertIn(message, str(caught.exception))
+        self.assertEqual(job_count(), before)
+
+
+class RevokeTerminate(unittest.TestCase):
+    def test_terminate_a_running_job_on_the_go_worker(self):
+        conn = psycopg2.connect(URL)
+        self.addCleanup(conn.close)
+        conn.autocommit = True
+        result = pgq.enqueue("pgq.sleep", {"seconds": 600}, queue="default", connection=conn, schema=SCHEMA)
+        deadline = time.monotonic() + 10
+        while result.state != pgq.STARTED:
+            self.assertLess(time.monotonic(), deadline, "the Go worker did not start the job")
+            time.sleep(0.01)
+        self.assertEqual(result.revoke(terminate=True), "running")
+        with self.assertRaises(pgq.JobRevoked) as caught:
+            result.get(timeout=10)
+        self.assertEqual(caught.exception.error, "revoked: terminated while running")
+        with self.assertRaises(pgq.JobNotFound):
+            pgq.AsyncResult(2**62, connection=conn, schema=SCHEMA).revoke()
