@@ -36,11 +36,12 @@ type CollectorConfig struct {
 	// StaleAfter is how old a worker's heartbeat may be for it to count as
 	// alive; 0 means StaleAfterDefault. Use the workers' RescueAfter.
 	StaleAfter time.Duration
-	// SkipFinished leaves out the counts of finished jobs (states
-	// succeeded, failed, cancelled), whose query reads every finished row
-	// that retention has kept. The other queries read only unfinished
-	// jobs through partial indexes.
-	SkipFinished bool
+	// CountFinished adds the counts of finished jobs (states succeeded,
+	// failed, cancelled) to pgq_jobs. Their query reads every finished
+	// row that retention has kept, about half a second per million rows
+	// (docs/observability.md), so it is off by default; the other queries
+	// read only waiting and running jobs, through partial indexes.
+	CountFinished bool
 	// Logger receives query errors; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -54,7 +55,7 @@ type CollectorConfig struct {
 // It exports:
 //
 //	pgq_up                                   1 when the last scrape's queries succeeded
-//	pgq_jobs{queue,task,state}               jobs stored, by state
+//	pgq_jobs{queue,task,state}               jobs stored, by state (finished ones with CountFinished)
 //	pgq_queue_oldest_runnable_seconds{queue} age of the oldest job that could run now
 //	pgq_queue_paused{queue}                  1 for a paused queue (queues with settings only)
 //	pgq_workers_alive, pgq_workers_stale     registered workers by heartbeat age
@@ -72,7 +73,7 @@ var (
 	descUp = prometheus.NewDesc("pgq_up",
 		"1 when the collector's queries succeeded at this scrape, 0 when they failed (the other pgq_ gauges are then missing).", nil, nil)
 	descJobs = prometheus.NewDesc("pgq_jobs",
-		"Jobs stored in the database, by queue, task and state (scheduled, available, running, retrying, and unless skipped succeeded, failed, cancelled).",
+		"Jobs stored in the database, by queue, task and state (scheduled, available, running, retrying; succeeded, failed, cancelled when the collector counts finished jobs).",
 		[]string{"queue", "task", "state"}, nil)
 	descOldest = prometheus.NewDesc("pgq_queue_oldest_runnable_seconds",
 		"Age of the oldest job of the queue that could run now and has not been claimed (now minus its run_at); 0 when none waits.",
@@ -170,7 +171,7 @@ func (c *Collector) read(ctx context.Context) ([]prometheus.Metric, error) {
 	for q, age := range oldest {
 		gauge(descOldest, age, q)
 	}
-	if !c.cfg.SkipFinished {
+	if c.cfg.CountFinished {
 		finished, err := c.q.MetricsFinishedJobs(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("count finished jobs: %w", err)

@@ -182,7 +182,7 @@ func TestWorkerAndClusterMetrics(t *testing.T) {
 		Schema: d.Schema, Logger: quietLogger(), Observer: wm, OnEvent: ev.add,
 	})
 	require.NoError(t, err)
-	collector, err := metrics.NewCollector(d.Pool, d.Schema, &metrics.CollectorConfig{Logger: quietLogger()})
+	collector, err := metrics.NewCollector(d.Pool, d.Schema, &metrics.CollectorConfig{Logger: quietLogger(), CountFinished: true})
 	require.NoError(t, err)
 	registry, err := metrics.NewRegistry(cm, wm, collector)
 	require.NoError(t, err)
@@ -245,8 +245,9 @@ func TestWorkerAndClusterMetrics(t *testing.T) {
 	requireValue(t, fams, "pgq_worker_slots", 0)
 }
 
-// TestCollectorSkipFinished leaves the finished counts out.
-func TestCollectorSkipFinished(t *testing.T) {
+// TestCollectorCountsFinishedOnlyWhenAsked: by default pgq_jobs holds
+// the unfinished states only.
+func TestCollectorCountsFinishedOnlyWhenAsked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := pgtest.New(t)
@@ -259,14 +260,19 @@ func TestCollectorSkipFinished(t *testing.T) {
 	_, err = d.Pool.Exec(ctx, fmt.Sprintf("UPDATE %s.jobs SET state = 'succeeded', finished_at = now() WHERE id = $1", d.Schema), e.ID)
 	require.NoError(t, err)
 
-	c, err := metrics.NewCollector(d.Pool, d.Schema, &metrics.CollectorConfig{SkipFinished: true})
-	require.NoError(t, err)
-	reg, err := metrics.NewRegistry(c)
-	require.NoError(t, err)
-	fams, _ := scrape(t, metrics.Handler(reg))
-	requireValue(t, fams, "pgq_jobs", 1, "queue", "default", "task", "t", "state", "available")
-	_, ok := value(fams, "pgq_jobs", map[string]string{"state": "succeeded"})
-	require.False(t, ok, "finished jobs are counted although SkipFinished is set")
+	for _, count := range []bool{false, true} {
+		c, err := metrics.NewCollector(d.Pool, d.Schema, &metrics.CollectorConfig{CountFinished: count})
+		require.NoError(t, err)
+		reg, err := metrics.NewRegistry(c)
+		require.NoError(t, err)
+		fams, _ := scrape(t, metrics.Handler(reg))
+		requireValue(t, fams, "pgq_jobs", 1, "queue", "default", "task", "t", "state", "available")
+		n, ok := value(fams, "pgq_jobs", map[string]string{"state": "succeeded"})
+		require.Equal(t, count, ok, "CountFinished %t", count)
+		if count {
+			require.Equal(t, 1.0, n)
+		}
+	}
 }
 
 // TestCollectorDatabaseDown reports pgq_up 0, not a failed scrape, when

@@ -25,6 +25,7 @@ func TestWorkerMetricsAddr(t *testing.T) {
 	b.mustRun(t, "enqueue", "pgq.noop")
 	b.mustRun(t, "enqueue", "pgq.noop")
 	b.mustRun(t, "enqueue", "pgq.fail", "--args", `{"message":"on purpose","permanent":true}`)
+	b.mustRun(t, "enqueue", "pgq.noop", "-q", "idle") // no worker takes it
 
 	ctx, cancel := context.WithCancel(t.Context())
 	out := newWatchWriter("/metrics\n")
@@ -70,8 +71,7 @@ func TestWorkerMetricsAddr(t *testing.T) {
 		`pgq_worker_attempts_total{outcome="succeeded",queue="default",task="pgq.noop"} 2`,
 		`pgq_worker_attempts_total{outcome="failed",queue="default",task="pgq.fail"} 1`,
 		`pgq_worker_wait_seconds_count{queue="default",task="pgq.noop"} 2`,
-		`pgq_jobs{queue="default",state="succeeded",task="pgq.noop"} 2`,
-		`pgq_jobs{queue="default",state="failed",task="pgq.fail"} 1`,
+		`pgq_jobs{queue="idle",state="available",task="pgq.noop"} 1`,
 		`pgq_workers_alive 1`,
 		`pgq_up 1`,
 	}

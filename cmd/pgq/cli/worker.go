@@ -162,7 +162,7 @@ registry to cli.Main; see examples/custom-binary.`,
 	f.DurationVar(&retention.cancelled, "retention-cancelled", 0, fmt.Sprintf("keep cancelled jobs this long; negative: for ever (default %s)", worker.RetentionCancelledDefault))
 	f.BoolVar(&beat, "beat", false, "also run beat, the periodic task scheduler (see pgq beat)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. :9090; default off)")
-	f.BoolVar(&metricsAll, "metrics-cluster", false, "with --metrics-addr, also export the tables' figures (jobs by state, workers); enable on one process only")
+	f.BoolVar(&metricsAll, "metrics-cluster", false, "with --metrics-addr, also export the tables' figures (waiting and running jobs, paused queues, workers); enable on one process only")
 	return cmd
 }
 
