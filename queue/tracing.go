@@ -86,3 +86,11 @@ func (c *Client) observeMany(out []Enqueued, err error) ([]Enqueued, error) {
 	}
 	return out, err
 }
+
+// WithTraceContext returns headers (a JSON object, such as
+// Prepared.Headers) with the trace context of ctx added as Enqueue adds
+// it, for code that inserts prepared jobs itself. Headers that are not a
+// JSON object, and a ctx with no span, leave them as they are.
+func (c *Client) WithTraceContext(ctx context.Context, headers json.RawMessage) json.RawMessage {
+	return withTrace(headers, c.traceMembers(ctx))
+}

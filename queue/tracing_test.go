@@ -136,3 +136,24 @@ func TestOnEnqueued(t *testing.T) {
 	require.Equal(t, []string{"a", "b", "c"}, []string{seen[0].Task, seen[1].Task, seen[2].Task})
 	require.Equal(t, "q2", seen[2].Queue)
 }
+
+func TestWithTraceContext(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	tp := sdktrace.NewTracerProvider()
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	ctx, span := tp.Tracer("test").Start(context.Background(), "request")
+	defer span.End()
+	want := traceparentOf(span.SpanContext())
+
+	p, err := b.client.Prepare(queue.Raw{Task: "t"}, &queue.Options{Headers: map[string]any{"k": "v"}})
+	require.NoError(t, err)
+	var h map[string]string
+	require.NoError(t, json.Unmarshal(b.client.WithTraceContext(ctx, p.Headers), &h))
+	require.Equal(t, map[string]string{"traceparent": want, "k": "v"}, h)
+	var h2 map[string]string
+	require.NoError(t, json.Unmarshal(b.client.WithTraceContext(ctx, json.RawMessage(`{}`)), &h2))
+	require.Equal(t, map[string]string{"traceparent": want}, h2)
+	require.JSONEq(t, `{"k":"v"}`, string(b.client.WithTraceContext(context.Background(), p.Headers)))
+	require.Equal(t, "[1]", string(b.client.WithTraceContext(ctx, json.RawMessage(`[1]`))))
+}
