@@ -39,7 +39,7 @@ bench:
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./queue:FuzzValidateName ./queue:FuzzPrepareRaw ./worker:FuzzDecodeArgs \
 	./periodic:FuzzParse ./periodic:FuzzEvery ./cmd/pgq/cli:FuzzEnqueueInput ./cmd/pgq/cli:FuzzParseAutoscale \
-	./internal/schema:FuzzCheckRewrite
+	./internal/schema:FuzzCheckRewrite ./queue:FuzzParseRate
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
