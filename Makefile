@@ -7,8 +7,8 @@ TESTFLAGS ?= -race -count=1 -timeout 20m
 
 .PHONY: test unit verify generate vet lint bench demo clean fuzz
 
-## test: check generated code and lint, then run every test with the race detector
-test: verify unit
+## test: check generated code and lint, then run every test with the race detector, and the side-by-side harness's own tests
+test: verify unit bench-peers-test
 
 ## unit: run the tests only (race detector on)
 unit:
@@ -57,6 +57,6 @@ demo:
 bench-peers:
 	cd bench && $(GO) run . -write-docs ../docs/performance.md
 
-## bench-peers-test: the side-by-side harness's own tests (bench/ is a module of its own, so `make unit` does not run them)
+## bench-peers-test: vet, lint and test the side-by-side harness (bench/ is a module of its own, which `make verify` and `make unit` do not reach)
 bench-peers-test:
-	cd bench && $(GO) test -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) tool -modfile=../tools/go.mod staticcheck ./... && $(GO) test -count=1 ./...
