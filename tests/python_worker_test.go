@@ -239,8 +239,25 @@ func TestPythonWorkerRunsJobsFromGo(t *testing.T) {
 		require.Equal(t, "python", out.By)
 	})
 
-	require.NoError(t, proc.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, proc.Wait(), "a SIGTERM is a clean stop; output:\n%s", logs)
+	t.Run("remote control", func(t *testing.T) {
+		res, err := client.Ping(ctx, &queue.ControlOptions{Workers: []string{"py-main"}, Timeout: 10 * time.Second})
+		require.NoError(t, err)
+		require.Empty(t, res.Missing)
+		require.Len(t, res.Replies, 1)
+		require.True(t, res.Replies[0].OK)
+		var ping queue.PingReply
+		require.NoError(t, json.Unmarshal(res.Replies[0].Data, &ping))
+		require.Equal(t, "py-main", ping.WorkerID)
+		require.Equal(t, []string{"python"}, ping.Queues)
+		require.Equal(t, 4, ping.Concurrency)
+	})
+
+	// A shutdown control message stops it as SIGTERM would.
+	res, err := client.Control(ctx, queue.ControlShutdown, nil, &queue.ControlOptions{Workers: []string{"py-main"}, Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	require.Len(t, res.Replies, 1)
+	require.True(t, res.Replies[0].OK)
+	require.NoError(t, proc.Wait(), "a shutdown is a clean stop; output:\n%s", logs)
 	var workers int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+db.Schema+".workers").Scan(&workers))
 	require.Zero(t, workers, "the worker removed its row")
