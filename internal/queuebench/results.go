@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,13 +47,20 @@ func NewResults(systems ...string) *Results {
 // Systems returns the systems' names in column order.
 func (r *Results) Systems() []string { return r.systems }
 
+// addFigure adds f after the figures of its workload and of every workload
+// whose name sorts before its own ("1 drain" < "2 steady"), so that the
+// table keeps the workloads' order whatever order they ran in.
 func (r *Results) addFigure(f Figure) {
-	for _, g := range r.figures {
+	at := len(r.figures)
+	for i, g := range r.figures {
 		if g == f {
 			return
 		}
+		if g.Workload > f.Workload && at == len(r.figures) {
+			at = i
+		}
 	}
-	r.figures = append(r.figures, f)
+	r.figures = slices.Insert(r.figures, at, f)
 }
 
 // Add records one measured value of f for system.
@@ -82,7 +90,8 @@ func (r *Results) Values(f Figure, system string) []float64 {
 	return append([]float64(nil), r.values[cell{f, system}]...)
 }
 
-// Figures returns the figures in the order they were first reported.
+// Figures returns the figures in table order: by workload, and within a
+// workload in the order they were first reported.
 func (r *Results) Figures() []Figure {
 	r.mu.Lock()
 	defer r.mu.Unlock()

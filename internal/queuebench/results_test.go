@@ -46,3 +46,17 @@ func TestWriteTableEscapesPipes(t *testing.T) {
 	require.Contains(t, b.String(), `a\|b`)
 	require.Equal(t, 3, strings.Count(b.String(), "\n"))
 }
+
+func TestFiguresKeepWorkloadOrder(t *testing.T) {
+	t.Parallel()
+	r := queuebench.NewResults("pgq")
+	f := func(w, n string) queuebench.Figure { return queuebench.Figure{Workload: w, Name: n} }
+	for _, fig := range []queuebench.Figure{f("1 drain", "a"), f("4 tx", "b"), f("4 tx", "c"), f("2 steady", "d"), f("1 drain", "e"), f("3 growth", "g"), f("2 steady", "d")} {
+		r.Add(fig, "pgq", 1)
+	}
+	var got []string
+	for _, fig := range r.Figures() {
+		got = append(got, fig.Name)
+	}
+	require.Equal(t, []string{"a", "e", "d", "g", "b", "c"}, got)
+}

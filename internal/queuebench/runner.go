@@ -102,17 +102,19 @@ func Run(ctx context.Context, plan Plan, entrants []Entrant, rep Reporter) (*Res
 	if plan.Steady.Duration > 0 && plan.Steady.Rate > 0 {
 		r.rounds(entrants, max(1, plan.Rounds), "steady", r.steady)
 	}
-	if len(plan.RampRates) > 0 && plan.RampStep > 0 {
-		r.rounds(entrants, max(1, plan.RampRounds), "ramp", r.ramp)
-	}
-	if plan.GrowthMeasure > 0 {
-		r.rounds(entrants, max(1, plan.GrowthRounds), "growth", r.growth)
-	}
+	// The short workloads first: when a deadline cuts the run short, it
+	// loses the long ones.
 	if plan.Tx.Duration > 0 {
 		r.rounds(entrants, max(1, plan.Rounds), "tx", r.tx)
 	}
 	if plan.WorkflowMembers > 0 {
 		r.rounds(entrants, 1, "workflow", r.workflow)
+	}
+	if len(plan.RampRates) > 0 && plan.RampStep > 0 {
+		r.rounds(entrants, max(1, plan.RampRounds), "ramp", r.ramp)
+	}
+	if plan.GrowthMeasure > 0 {
+		r.rounds(entrants, max(1, plan.GrowthRounds), "growth", r.growth)
 	}
 	return res, ctx.Err()
 }
