@@ -536,3 +536,62 @@ func TestDeletedJobs(t *testing.T) {
 	_, err = chord.Tree(ctx)
 	require.ErrorIs(t, err, workflow.ErrNotFound)
 }
+
+// TestConcurrentChordsOnSeveralWorkers runs three chords at once on three
+// workers, so that completion batches of different workers count members
+// of the same groups concurrently: every callback runs once with every
+// result in order.
+func TestConcurrentChordsOnSeveralWorkers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for range 3 {
+		b.start(t, func(c *worker.Config) { c.Concurrency = 10 })
+	}
+	var results []*workflow.Result
+	var keys []string
+	for range 3 {
+		key := newKey(t)
+		members := make([]*workflow.Signature, 200)
+		for i := range members {
+			members[i] = task(add{A: i})
+		}
+		keys = append(keys, key)
+		results = append(results, b.apply(t, workflow.Chord(workflow.Group(members...), task(record{Key: key}))))
+	}
+	for i, r := range results {
+		var got []int
+		require.NoError(t, get(t, r, &got))
+		require.Len(t, got, 200)
+		for j, v := range got {
+			require.Equal(t, j, v)
+		}
+		require.Len(t, waitRecorded(t, keys[i], 1), 1)
+	}
+	for i, r := range results {
+		b.waitIdle(t, r.ID)
+		require.Len(t, recorded(keys[i]), 1, "callback %d ran once", i)
+	}
+}
+
+// TestMapOfUnknownTaskFails: a map over a task no worker handles fails at
+// once, naming the task.
+func TestMapOfUnknownTaskFails(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.start(t, nil)
+	err := get(t, b.apply(t, workflow.Map("test.nobody", []any{1}, nil)), nil)
+	require.ErrorIs(t, err, queue.ErrJobFailed)
+	require.ErrorContains(t, err, `"test.nobody"`)
+}
+
+// TestCallbacksCanBeWorkflows: a link callback that is a chain receives
+// the parent's result in its first step.
+func TestCallbacksCanBeWorkflows(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.start(t, nil)
+	key := newKey(t)
+	r := b.apply(t, task(add{A: 1, B: 1}).Link(workflow.Chain(task(add{A: 10}), task(record{Key: key}))))
+	require.NoError(t, get(t, r, nil))
+	require.Equal(t, []json.RawMessage{json.RawMessage("12")}, waitRecorded(t, key, 1))
+}
