@@ -154,6 +154,9 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(pgq.lock_key('pgq:claim-limited'));
     ts := clock_timestamp();
+    -- Paused queues are left out, as by the ordinary claim.
+    queues := ARRAY(SELECT q FROM unnest(claim_limited.queues) AS q
+                     WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused));
 
     FOR l IN
         SELECT lm.scope, lm.name, lm.concurrency,
@@ -297,6 +300,9 @@ DECLARE
     running    integer;
     full_      boolean;
 BEGIN
+    -- Jobs of paused queues are not runnable.
+    queues := ARRAY(SELECT q FROM unnest(limited_wait_ms.queues) AS q
+                     WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused));
     FOR l IN
         SELECT lm.scope, lm.name, lm.concurrency, lm.per_second,
                CASE WHEN lm.per_second IS NOT NULL THEN

@@ -276,3 +276,20 @@ func (c countTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 func (countTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func TestLimitedQueuePaused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	b.reg.HandleFunc("p.job", func(ctx context.Context, job *worker.Job[json.RawMessage]) (any, error) { return nil, nil }, nil)
+	require.NoError(t, b.client.SetLimit(ctx, queue.Limit{Scope: queue.LimitQueue, Name: "slow", Concurrency: 1}))
+	require.NoError(t, b.client.PauseQueue(ctx, "slow"))
+	held := b.enqueue(t, queue.Raw{Task: "p.job"}, &queue.Options{Queue: "slow"})
+	b.start(t, b.config(func(c *worker.Config) { c.Queues = []string{"slow", "fast"} }))
+	// A job of the other queue runs: the worker has claimed since.
+	b.waitState(t, b.enqueue(t, queue.Raw{Task: "p.job"}, &queue.Options{Queue: "fast"}), "succeeded")
+	b.waitState(t, b.enqueue(t, queue.Raw{Task: "p.job"}, &queue.Options{Queue: "fast"}), "succeeded")
+	require.Equal(t, queue.StateAvailable, b.job(t, held).State, "a paused limited queue is not claimed from")
+	require.NoError(t, b.client.ResumeQueue(ctx, "slow"))
+	b.waitState(t, held, "succeeded")
+}
