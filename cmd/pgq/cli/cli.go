@@ -112,6 +112,7 @@ New here? Run "pgq demo": it needs no database set-up at all.`,
 		newLockCmd(a),
 		newLimitCmd(a),
 		newBenchCmd(a),
+		newDashboardCmd(a),
 		newRolesCmd(a),
 	)
 	return root

@@ -1,0 +1,561 @@
+// pgq dashboard. Plain JavaScript, no build step. Every value that comes
+// from the server is put in the page with textContent or as an attribute
+// value, never parsed as HTML (the page's Content-Security-Policy forbids
+// inline scripts as a second line of defence).
+'use strict';
+
+const STATES = ['scheduled', 'available', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+const SVG = 'http://www.w3.org/2000/svg';
+const app = { session: null, overview: null, page: null, onOverview: null, cleanup: null, es: null };
+
+// ---------- DOM helpers ----------
+
+// el builds an element. attrs: "class", "text", "on<event>" (functions),
+// "dataset" (object), anything else as a property or attribute. Children
+// may be nodes, strings (text nodes), null or arrays.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  setAttrs(e, attrs);
+  append(e, children);
+  return e;
+}
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'text') e.textContent = v; else e.setAttribute(k, String(v));
+  }
+  append(e, children);
+  return e;
+}
+function setAttrs(e, attrs) {
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k in e && typeof v !== 'string') e[k] = v;
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+}
+function append(e, children) {
+  const list = Array.isArray(children) ? children.flat(Infinity) : [children];
+  for (const c of list) {
+    if (c === null || c === undefined || c === false) continue;
+    e.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); return e; }
+function $(id) { return document.getElementById(id); }
+
+// ---------- formatting ----------
+
+function fmtTime(s) {
+  if (!s) return '';
+  const d = new Date(s);
+  return d.toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+function fmtDur(sec) {
+  if (sec === null || sec === undefined || isNaN(sec)) return '';
+  if (sec < 1) return Math.round(sec * 1000) + ' ms';
+  if (sec < 60) return sec.toFixed(sec < 10 ? 2 : 1) + ' s';
+  if (sec < 3600) return Math.floor(sec / 60) + 'm ' + Math.round(sec % 60) + 's';
+  if (sec < 86400) return Math.floor(sec / 3600) + 'h ' + Math.round((sec % 3600) / 60) + 'm';
+  return Math.floor(sec / 86400) + 'd ' + Math.round((sec % 86400) / 3600) + 'h';
+}
+function ago(s) { return s ? fmtDur((Date.now() - new Date(s).getTime()) / 1000) + ' ago' : ''; }
+function num(n) { return (n || 0).toLocaleString(); }
+function pretty(raw) {
+  if (raw === undefined || raw === null) return '';
+  try { return JSON.stringify(raw, null, 2); } catch (e) { return String(raw); }
+}
+function stateBadge(s, id) { return el('span', { class: 'badge st-' + s, id: id, text: s }); }
+function jobLink(id, text) { return el('a', { href: '#/jobs/' + id, text: text || ('#' + id) }); }
+
+// ---------- API ----------
+
+async function api(path, opts) {
+  opts = opts || {};
+  const init = { method: opts.method || 'GET', credentials: 'same-origin', headers: { 'Accept': 'application/json' } };
+  if (init.method !== 'GET') {
+    init.headers['Content-Type'] = 'application/json';
+    if (app.session) init.headers[app.session.csrf_header] = app.session.csrf_token;
+    init.body = JSON.stringify(opts.body || {});
+  }
+  const res = await fetch(path, init);
+  let body = null;
+  try { body = await res.json(); } catch (e) { /* not JSON */ }
+  if (res.status === 401) { location.href = 'login'; throw new Error('authentication required'); }
+  if (!res.ok && !(opts.allow && opts.allow.includes(res.status))) {
+    throw new Error((body && body.error) || (res.status + ' ' + res.statusText));
+  }
+  return body;
+}
+function post(path, body, allow) { return api(path, { method: 'POST', body: body, allow: allow }); }
+
+function toast(msg, isErr) {
+  const t = el('div', { class: 'toast' + (isErr ? ' err' : ''), text: msg });
+  $('toasts').appendChild(t);
+  setTimeout(() => t.remove(), isErr ? 8000 : 4000);
+}
+// act runs an action, reports its outcome and then refreshes the page.
+async function act(label, fn) {
+  try {
+    const r = await fn();
+    toast(label + ': done');
+    route();
+    return r;
+  } catch (e) {
+    toast(label + ': ' + e.message, true);
+  }
+}
+function actionButton(text, cls, handler, extra) {
+  return el('button', Object.assign({ type: 'button', class: cls || '', text: text, disabled: app.session && app.session.read_only, onclick: handler }, extra || {}));
+}
+
+// ---------- theme ----------
+
+function applyTheme(t) {
+  if (t === 'auto') document.documentElement.removeAttribute('data-theme');
+  else document.documentElement.setAttribute('data-theme', t);
+  $('theme').textContent = t === 'auto' ? 'theme: auto' : t === 'dark' ? 'theme: dark' : 'theme: light';
+}
+function initTheme() {
+  let t = 'auto';
+  try { t = localStorage.getItem('pgq-theme') || 'auto'; } catch (e) { /* storage off */ }
+  applyTheme(t);
+  $('theme').addEventListener('click', () => {
+    const cur = document.documentElement.getAttribute('data-theme') || 'auto';
+    const next = cur === 'auto' ? 'dark' : cur === 'dark' ? 'light' : 'auto';
+    try { localStorage.setItem('pgq-theme', next); } catch (e) { /* storage off */ }
+    applyTheme(next);
+  });
+}
+
+// ---------- live updates ----------
+
+function connectEvents() {
+  const live = $('live');
+  const es = new EventSource('api/events');
+  app.es = es;
+  es.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
+  es.onerror = () => { live.textContent = 'reconnecting'; live.className = 'live off'; };
+  es.addEventListener('overview', (ev) => {
+    let o;
+    try { o = JSON.parse(ev.data); } catch (e) { return; }
+    app.overview = o;
+    live.textContent = 'live'; live.className = 'live on';
+    if (app.onOverview) app.onOverview(o);
+  });
+  es.addEventListener('error', (ev) => {
+    if (!ev.data) return;
+    try { live.title = JSON.parse(ev.data).error; } catch (e) { /* ignore */ }
+  });
+}
+
+// ---------- charts ----------
+
+// lineChart draws series of equal length as an SVG with a y-axis scale.
+// series: [{name, cls, values}], xs: Date[]; fmt formats y values.
+function lineChart(title, xs, series, fmt) {
+  const W = 600, H = 170, L = 46, R = 8, T = 10, B = 20;
+  let maxY = 0;
+  for (const s of series) for (const v of s.values) maxY = Math.max(maxY, v);
+  if (maxY <= 0) maxY = 1;
+  const n = Math.max(xs.length - 1, 1);
+  const x = (i) => L + (W - L - R) * i / n;
+  const y = (v) => T + (H - T - B) * (1 - v / maxY);
+  const g = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': title });
+  g.appendChild(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }));
+  g.appendChild(svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
+  g.appendChild(svg('text', { x: 2, y: T + 8, text: fmt(maxY) }));
+  g.appendChild(svg('text', { x: 2, y: H - B, text: fmt(0) }));
+  if (xs.length) {
+    const t0 = xs[0].toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const t1 = xs[xs.length - 1].toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    g.appendChild(svg('text', { x: L, y: H - 4, text: t0 }));
+    g.appendChild(svg('text', { x: W - R - 30, y: H - 4, text: t1 }));
+  }
+  for (const s of series) {
+    const pts = s.values.map((v, i) => x(i).toFixed(1) + ',' + y(v).toFixed(1)).join(' ');
+    const line = svg('polyline', { points: pts, fill: 'none', class: s.cls, 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke' });
+    line.appendChild(svg('title', { text: s.name }));
+    g.appendChild(line);
+  }
+  const legend = el('div', { class: 'legend' }, series.map((s) => el('span', {}, el('i', { class: s.cls }), s.name)));
+  return el('div', { class: 'card' }, el('h2', { text: title }), g, legend);
+}
+
+// ---------- pages ----------
+
+function pageOverview(main) {
+  let range = sessionStorage.getItem('pgq-range') || '15m';
+  const tiles = el('div', { class: 'tiles', id: 'tiles' });
+  const table = el('div', { class: 'table-wrap card', id: 'queues-table' });
+  const charts = el('div', { class: 'grid', id: 'charts' });
+  const seg = el('div', { class: 'seg' }, ['5m', '15m', '1h', '6h', '24h'].map((r) =>
+    el('button', { type: 'button', class: r === range ? 'on' : '', text: r, onclick: () => { range = r; sessionStorage.setItem('pgq-range', r); loadSeries(); } })));
+  append(main, [el('h1', { text: 'Overview' }), tiles, table, el('div', { class: 'actions' }, el('span', { class: 'muted', text: 'Finished jobs over the last' }), seg), charts]);
+
+  function renderOverview(o) {
+    clear(tiles);
+    append(tiles, STATES.map((s) => el('div', { class: 'tile' },
+      el('div', { class: 'n st-' + s, id: 'total-' + s, text: num(o.totals[s]) }),
+      el('div', { class: 'l', text: s }))));
+    append(tiles, el('div', { class: 'tile' }, el('div', { class: 'n', id: 'workers-alive', text: num(o.workers.alive) }), el('div', { class: 'l', text: 'workers alive' })));
+    clear(table);
+    if (!o.queues.length) { table.appendChild(el('p', { class: 'muted', text: 'No queues yet: enqueue a job.' })); return; }
+    const head = el('tr', {}, el('th', { text: 'queue' }), STATES.map((s) => el('th', { class: 'num', text: s })), el('th', { text: 'oldest waiting' }));
+    const rows = o.queues.map((q) => el('tr', { dataset: { queue: q.name } },
+      el('td', {}, el('a', { href: '#/jobs?queue=' + encodeURIComponent(q.name), text: q.name }), q.paused ? [' ', el('span', { class: 'badge st-retrying', text: 'paused' })] : null),
+      STATES.map((s) => el('td', { class: 'num', dataset: { queue: q.name, state: s } },
+        q.counts[s] ? el('a', { class: 'st-' + s, href: '#/jobs?queue=' + encodeURIComponent(q.name) + '&state=' + s, text: num(q.counts[s]) }) : el('span', { class: 'muted', text: '0' }))),
+      el('td', {}, q.oldest_waiting ? [jobLink(q.oldest_waiting.id), ' ', el('span', { class: 'muted', text: fmtDur(q.oldest_waiting.age_seconds) })] : el('span', { class: 'muted', text: '–' }))));
+    table.appendChild(el('table', { id: 'queues' }, el('thead', {}, head), el('tbody', {}, rows)));
+  }
+
+  async function loadSeries() {
+    for (const b of seg.children) b.className = b.textContent === range ? 'on' : '';
+    try {
+      const s = await api('api/series?range=' + encodeURIComponent(range));
+      const xs = s.points.map((p) => new Date(p.at));
+      clear(charts);
+      append(charts, [
+        lineChart('Throughput (jobs/s)', xs, [
+          { name: 'succeeded/s', cls: 'c-ok', values: s.points.map((p) => p.succeeded_per_second) },
+          { name: 'failed/s', cls: 'c-bad', values: s.points.map((p) => p.failed_per_second) }], (v) => v.toFixed(v < 10 ? 2 : 0)),
+        lineChart('Latency (average per bucket)', xs, [
+          { name: 'wait (run time → start)', cls: 'c-info', values: s.points.map((p) => p.wait_avg_seconds) },
+          { name: 'run (start → end)', cls: 'c-warn', values: s.points.map((p) => p.run_avg_seconds) }], fmtDur),
+        lineChart('Latency (slowest per bucket)', xs, [
+          { name: 'max wait', cls: 'c-info', values: s.points.map((p) => p.wait_max_seconds) },
+          { name: 'max run', cls: 'c-warn', values: s.points.map((p) => p.run_max_seconds) }], fmtDur),
+      ]);
+    } catch (e) { toast('charts: ' + e.message, true); }
+  }
+
+  if (app.overview) renderOverview(app.overview);
+  else api('api/overview').then(renderOverview).catch((e) => toast(e.message, true));
+  app.onOverview = renderOverview;
+  loadSeries();
+  const timer = setInterval(loadSeries, 10000);
+  return () => clearInterval(timer);
+}
+
+function pageJobs(main, params) {
+  const f = {
+    state: params.get('state') || '', queue: params.get('queue') || '', task: params.get('task') || '',
+    q: params.get('q') || '', from: params.get('from') || '', to: params.get('to') || '',
+  };
+  const selected = new Set();
+  let before = 0;
+  const stateSel = el('select', { name: 'state' }, el('option', { value: '', text: 'any' }), STATES.map((s) => el('option', { value: s, text: s, selected: s === f.state })));
+  const inp = (name, ph, type) => el('input', { name: name, value: f[name], placeholder: ph, type: type || 'text' });
+  const queueIn = inp('queue', 'queue'), taskIn = inp('task', 'task'), qIn = inp('q', 'text in args or errors', 'search');
+  const fromIn = el('input', { name: 'from', type: 'datetime-local', value: toLocalInput(f.from) });
+  const toIn = el('input', { name: 'to', type: 'datetime-local', value: toLocalInput(f.to) });
+  const form = el('form', { class: 'filters', id: 'job-filters', onsubmit: (ev) => {
+    ev.preventDefault();
+    const p = new URLSearchParams();
+    if (stateSel.value) p.set('state', stateSel.value);
+    for (const [k, e] of [['queue', queueIn], ['task', taskIn], ['q', qIn]]) if (e.value.trim()) p.set(k, e.value.trim());
+    if (fromIn.value) p.set('from', new Date(fromIn.value).toISOString());
+    if (toIn.value) p.set('to', new Date(toIn.value).toISOString());
+    location.hash = '#/jobs' + (p.toString() ? '?' + p : '');
+  } },
+  el('label', {}, 'state', stateSel), el('label', {}, 'queue', queueIn), el('label', {}, 'task', taskIn),
+  el('label', {}, 'search', qIn), el('label', {}, 'created from', fromIn), el('label', {}, 'created before', toIn),
+  el('button', { type: 'submit', text: 'Filter' }), el('button', { type: 'button', class: 'ghost', text: 'Clear', onclick: () => { location.hash = '#/jobs'; } }));
+
+  const count = el('span', { class: 'muted', text: '' });
+  const bulk = (action, label, cls) => actionButton(label, cls, async () => {
+    const ids = [...selected];
+    if (!ids.length) { toast('select jobs first', true); return; }
+    if (!confirm(label + ' ' + ids.length + ' job(s)?')) return;
+    try {
+      const r = await post('api/jobs/bulk', { action: action, ids: ids });
+      toast(label + ': ' + r.ok + ' done, ' + r.failed + ' refused' + (r.failed ? ' (' + r.results.filter((x) => !x.ok).slice(0, 3).map((x) => x.error).join('; ') + ')' : ''), r.failed > 0);
+      selected.clear();
+      reload();
+    } catch (e) { toast(label + ': ' + e.message, true); }
+  }, { id: 'bulk-' + action });
+  const bar = el('div', { class: 'actions' }, count, bulk('retry', 'Retry'), bulk('revoke', 'Cancel', 'ghost'), bulk('delete', 'Delete', 'danger'),
+    el('button', { type: 'button', class: 'ghost', text: 'Refresh', onclick: () => reload() }));
+  const all = el('input', { type: 'checkbox', title: 'select all shown', onchange: () => {
+    for (const cb of tbody.querySelectorAll('input[type=checkbox]')) { cb.checked = all.checked; toggle(Number(cb.value), cb.checked); }
+  } });
+  const tbody = el('tbody', { id: 'jobs-body' });
+  const more = el('button', { type: 'button', class: 'ghost', text: 'Older →', onclick: () => load(true) });
+  const table = el('div', { class: 'table-wrap card' }, el('table', { id: 'jobs' }, el('thead', {}, el('tr', {},
+    el('th', {}, all), el('th', { text: 'id' }), el('th', { text: 'task' }), el('th', { text: 'queue' }), el('th', { text: 'state' }),
+    el('th', { class: 'num', text: 'attempt' }), el('th', { class: 'hide-sm', text: 'created' }), el('th', { class: 'hide-sm', text: 'finished' }),
+    el('th', { text: 'args' }), el('th', { text: 'last error' }))), tbody));
+  append(main, [el('h1', { text: 'Jobs' }), form, bar, table, el('div', { class: 'actions' }, el('button', { type: 'button', class: 'ghost', text: '← Newest', onclick: () => reload() }), more)]);
+
+  function toggle(id, on) { if (on) selected.add(id); else selected.delete(id); count.textContent = selected.size + ' selected'; }
+  function reload() { before = 0; load(false); }
+  async function load(next) {
+    const p = new URLSearchParams();
+    for (const k of Object.keys(f)) if (f[k]) p.set(k, f[k]);
+    if (next && before) p.set('before', before);
+    try {
+      const page = await api('api/jobs?' + p);
+      clear(tbody);
+      all.checked = false;
+      if (!page.jobs.length) tbody.appendChild(el('tr', {}, el('td', { colspan: 10, class: 'muted', text: 'No jobs match.' })));
+      for (const j of page.jobs) {
+        tbody.appendChild(el('tr', { dataset: { id: j.id } },
+          el('td', {}, el('input', { type: 'checkbox', value: String(j.id), checked: selected.has(j.id), onchange: (ev) => toggle(j.id, ev.target.checked) })),
+          el('td', {}, jobLink(j.id)), el('td', { class: 'mono', text: j.task }), el('td', { text: j.queue }), el('td', {}, stateBadge(j.state)),
+          el('td', { class: 'num', text: j.attempt + '/' + (j.max_retries + 1) }),
+          el('td', { class: 'hide-sm', title: fmtTime(j.created_at), text: ago(j.created_at) }),
+          el('td', { class: 'hide-sm', title: fmtTime(j.finished_at), text: ago(j.finished_at) }),
+          el('td', { class: 'trunc mono', title: j.args_preview, text: j.args_preview }),
+          el('td', { class: 'trunc', title: j.last_error || '', text: j.last_error || '' })));
+      }
+      before = page.next_before || 0;
+      more.disabled = !before;
+      count.textContent = selected.size + ' selected';
+    } catch (e) { toast('jobs: ' + e.message, true); }
+  }
+  reload();
+}
+
+function toLocalInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (isNaN(d)) return '';
+  const pad = (n) => String(n).padStart(2, '0');
+  return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes());
+}
+
+function pageJob(main, id) {
+  let lastJSON = '';
+  const box = el('div', { id: 'job' });
+  main.appendChild(box);
+  async function load() {
+    let d;
+    try { d = await api('api/jobs/' + encodeURIComponent(id)); } catch (e) {
+      clear(box); append(box, [el('h1', { text: 'Job #' + id }), el('p', { class: 'muted', text: e.message })]); return;
+    }
+    const s = JSON.stringify(d);
+    if (s === lastJSON) return;
+    lastJSON = s;
+    render(d);
+  }
+  function render(d) {
+    const j = d.job;
+    const waiting = ['scheduled', 'available', 'retrying'].includes(j.state);
+    const finished = ['succeeded', 'failed', 'cancelled'].includes(j.state);
+    clear(box);
+    const actions = el('div', { class: 'actions' },
+      actionButton('Retry', '', () => act('retry #' + j.id, () => post('api/jobs/' + j.id + '/retry')), { id: 'action-retry', disabled: ro() || !(j.state === 'failed' || j.state === 'cancelled') }),
+      actionButton('Revoke', 'ghost', () => { if (confirm('Revoke job #' + j.id + (j.state === 'running' ? ' and stop its handler' : '') + '?')) act('revoke #' + j.id, () => post('api/jobs/' + j.id + '/revoke', { terminate: true })); }, { id: 'action-revoke', disabled: ro() || finished }),
+      actionButton('Delete', 'danger', () => { if (confirm('Delete job #' + j.id + '?')) act('delete #' + j.id, async () => { await post('api/jobs/' + j.id + '/delete'); location.hash = '#/jobs'; }); }, { id: 'action-delete', disabled: ro() || j.state === 'running' }));
+    const kv = [
+      ['task', el('span', { class: 'mono', id: 'job-task', text: j.task })], ['queue', el('a', { href: '#/jobs?queue=' + encodeURIComponent(j.queue), text: j.queue })],
+      ['state', stateBadge(j.state, 'job-state')], ['attempt', j.attempt + ' of ' + (j.max_retries + 1)], ['priority', String(j.priority)],
+      ['created', fmtTime(j.created_at)], ['run at', fmtTime(j.run_at)], ['started', fmtTime(j.started_at)], ['finished', fmtTime(j.finished_at)],
+      ['worker', j.worker_id || ''], ['unique key', j.unique_key || ''], ['expires', fmtTime(j.expires_at)],
+      ['time limit', j.time_limit ? fmtDur(j.time_limit / 1e9) : ''], ['waited', waiting && j.run_at ? ago(j.run_at) : ''],
+    ].filter((p) => p[1] !== '');
+    const wf = [];
+    if (d.parent) wf.push(el('p', {}, 'Parent: ', jobLink(d.parent.id), ' ', el('span', { class: 'mono', text: d.parent.task }), ' ', stateBadge(d.parent.state)));
+    if (d.relatives.length) {
+      wf.push(el('div', { class: 'table-wrap' }, el('table', { id: 'relatives' }, el('thead', {}, el('tr', {}, el('th', { text: 'relation' }), el('th', { text: 'id' }), el('th', { text: 'task' }), el('th', { text: 'state' }))),
+        el('tbody', {}, d.relatives.map((r) => el('tr', {}, el('td', { text: r.relation }), el('td', {}, jobLink(r.id)), el('td', { class: 'mono', text: r.task }), el('td', {}, stateBadge(r.state))))))));
+    }
+    append(box, [
+      el('h1', {}, 'Job #' + j.id + ' ', stateBadge(j.state)),
+      actions,
+      el('div', { class: 'grid' },
+        el('div', { class: 'card' }, el('h2', { text: 'Summary' }), el('dl', { class: 'kv' }, kv.map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)]))),
+        el('div', { class: 'card' }, el('h2', { text: 'Timeline' }), el('ol', { class: 'timeline', id: 'timeline' }, d.timeline.map((e) =>
+          el('li', { class: e.kind }, el('span', { class: 'muted', text: fmtTime(e.at) + ' · ' }), el('strong', { text: e.kind }), e.attempt ? ' (attempt ' + e.attempt + ')' : '', el('div', { text: e.text })))))),
+      el('div', { class: 'grid' },
+        el('div', { class: 'card' }, el('h2', { text: 'Arguments' }), el('pre', { id: 'job-args', text: pretty(j.args) })),
+        el('div', { class: 'card' }, el('h2', { text: 'Result' }), j.result !== undefined ? el('pre', { id: 'job-result', text: pretty(j.result) }) : el('p', { class: 'muted', text: 'No result.' })),
+        el('div', { class: 'card' }, el('h2', { text: 'Headers' }), el('pre', { id: 'job-headers', text: pretty(j.headers) }))),
+      el('div', { class: 'card' }, el('h2', { text: 'Errors (' + j.errors.length + ')' }), j.errors.length ? j.errors.slice().reverse().map((e) =>
+        el('div', { class: 'error-entry' }, el('div', {}, el('strong', { text: 'attempt ' + e.attempt }), el('span', { class: 'muted', text: ' · ' + fmtTime(e.at) })),
+          el('pre', { class: 'err-msg', text: e.error }), e.stack ? el('details', {}, el('summary', { text: 'stack trace' }), el('pre', { text: e.stack })) : null)) : el('p', { class: 'muted', text: 'No errors.' })),
+      el('div', { class: 'card' }, el('h2', { text: 'Workflow' }), wf.length ? wf : el('p', { class: 'muted', text: 'Not part of a workflow.' })),
+    ]);
+  }
+  load();
+  app.onOverview = () => load();
+}
+
+function ro() { return !!(app.session && app.session.read_only); }
+
+function pageWorkers(main) {
+  const box = el('div', { class: 'table-wrap card' });
+  append(main, [el('h1', { text: 'Workers' }), box]);
+  let lastJSON = '';
+  async function load() {
+    let p;
+    try { p = await api('api/workers'); } catch (e) { toast('workers: ' + e.message, true); return; }
+    const s = JSON.stringify(p.workers.map((w) => [w.id, w.status, w.concurrency, w.running, w.queues, w.active_jobs.map((a) => a.id), Math.round(w.heartbeat_age_seconds || 0)]));
+    if (s === lastJSON) return;
+    lastJSON = s;
+    clear(box);
+    if (!p.workers.length) { box.appendChild(el('p', { class: 'muted', text: 'No workers registered, and none finished a job in the last hour.' })); return; }
+    box.appendChild(el('table', { id: 'workers' }, el('thead', {}, el('tr', {}, ['worker', 'status', 'queues', 'concurrency', 'running', 'heartbeat', 'started', 'active jobs', ''].map((h) => el('th', { text: h })))),
+      el('tbody', {}, p.workers.map((w) => el('tr', { dataset: { worker: w.id } },
+        el('td', { class: 'mono', text: w.id }), el('td', {}, el('span', { class: 'badge st-' + w.status, text: w.status })),
+        el('td', { text: w.queues.join(', ') }), el('td', { class: 'num', text: w.status === 'gone' ? '' : String(w.concurrency) }),
+        el('td', { class: 'num', text: w.status === 'gone' ? '' : String(w.running) }),
+        el('td', { text: w.status === 'gone' ? 'last job ' + ago(w.last_finished_at) : fmtDur(w.heartbeat_age_seconds) + ' ago' }),
+        el('td', { text: w.started_at && w.status !== 'gone' ? ago(w.started_at) : '' }),
+        el('td', {}, w.active_jobs.slice(0, 10).map((a) => [jobLink(a.id), ' ']), w.active_jobs.length > 10 ? '…' : ''),
+        el('td', {}, w.status === 'gone' ? null : el('div', { class: 'actions' },
+          actionButton('Pool size', 'small ghost', () => {
+            const v = prompt('New concurrency for ' + w.id + ' (a number, or min-max to autoscale):', String(w.concurrency));
+            if (!v) return;
+            const m = v.trim().match(/^(\d+)(?:\s*-\s*(\d+))?$/);
+            if (!m) { toast('pool size: give a number or min-max', true); return; }
+            const body = m[2] ? { min: Number(m[1]), max: Number(m[2]) } : { concurrency: Number(m[1]) };
+            act('pool size of ' + w.id, () => post('api/workers/' + encodeURIComponent(w.id) + '/pool-size', body));
+          }),
+          actionButton('Shutdown', 'small danger', () => { if (confirm('Shut down worker ' + w.id + ' gracefully?')) act('shutdown ' + w.id, () => post('api/workers/' + encodeURIComponent(w.id) + '/shutdown')); }))))))));
+  }
+  load();
+  let last = 0;
+  app.onOverview = () => { if (Date.now() - last > 4000) { last = Date.now(); load(); } };
+}
+
+function pageQueues(main) {
+  const box = el('div', { class: 'table-wrap card' });
+  append(main, [el('h1', { text: 'Queues' }), box]);
+  let editing = null;
+  let lastJSON = '';
+  async function load() {
+    if (editing) return; // do not redraw under an open settings form
+    let p;
+    try { p = await api('api/queues'); } catch (e) { toast('queues: ' + e.message, true); return; }
+    const s = JSON.stringify(p);
+    if (s === lastJSON || editing) return; // redraw only on change, never under an open form
+    lastJSON = s;
+    clear(box);
+    if (!p.queues.length) { box.appendChild(el('p', { class: 'muted', text: 'No queues yet.' })); return; }
+    box.appendChild(el('table', { id: 'queue-list' }, el('thead', {}, el('tr', {}, ['queue', 'status', 'waiting', 'running', 'finished', 'defaults', ''].map((h) => el('th', { text: h })))),
+      el('tbody', {}, p.queues.map((q) => [el('tr', { dataset: { queue: q.name } },
+        el('td', {}, el('a', { href: '#/jobs?queue=' + encodeURIComponent(q.name), text: q.name })),
+        el('td', {}, q.paused ? el('span', { class: 'badge st-retrying', text: 'paused' }) : el('span', { class: 'badge st-succeeded', text: 'active' })),
+        el('td', { class: 'num', text: num(q.waiting) }), el('td', { class: 'num', text: num(q.running) }), el('td', { class: 'num', text: num(q.finished) }),
+        el('td', { class: 'mono', text: describeDefaults(q.defaults) }),
+        el('td', {}, el('div', { class: 'actions' },
+          q.paused ? actionButton('Resume', 'small', () => act('resume ' + q.name, () => post('api/queues/' + encodeURIComponent(q.name) + '/resume')), { dataset: { action: 'resume' } })
+            : actionButton('Pause', 'small ghost', () => act('pause ' + q.name, () => post('api/queues/' + encodeURIComponent(q.name) + '/pause')), { dataset: { action: 'pause' } }),
+          actionButton('Purge', 'small danger', () => {
+            const typed = prompt('Purge deletes every waiting job (' + q.waiting + ') of queue ' + q.name + '. Type the queue name to confirm:');
+            if (typed === null) return;
+            act('purge ' + q.name, () => post('api/queues/' + encodeURIComponent(q.name) + '/purge', { confirm: typed }));
+          }, { dataset: { action: 'purge' } }),
+          actionButton('Settings', 'small ghost', () => { editing = q.name; box.querySelector('[data-settings="' + CSS.escape(q.name) + '"]').hidden = false; }))),
+      ), settingsRow(q)]))));
+  }
+  function settingsRow(q) {
+    const d = q.defaults || {};
+    const f = (name, label, v) => el('label', {}, label, el('input', { name: name, type: 'number', min: 0, value: v === undefined || v === null ? '' : String(v), placeholder: 'pgq default' }));
+    const form = el('form', { class: 'filters', onsubmit: (ev) => {
+      ev.preventDefault();
+      const body = {};
+      for (const i of form.querySelectorAll('input')) body[i.name] = i.value === '' ? null : Number(i.value);
+      editing = null;
+      act('settings of ' + q.name, () => post('api/queues/' + encodeURIComponent(q.name) + '/settings', body));
+    } },
+    f('priority', 'priority (0–9)', d.priority), f('max_retries', 'max retries', d.max_retries), f('retry_delay_ms', 'retry delay ms', d.retry_delay_ms),
+    f('time_limit_ms', 'time limit ms', d.time_limit_ms), f('soft_time_limit_ms', 'soft time limit ms', d.soft_time_limit_ms),
+    el('button', { type: 'submit', text: 'Save', disabled: ro() }), el('button', { type: 'button', class: 'ghost', text: 'Cancel', onclick: () => { editing = null; lastJSON = ''; load(); } }));
+    return el('tr', { hidden: true, dataset: { settings: q.name } }, el('td', { colspan: 7 }, el('p', { class: 'muted', text: 'Defaults for jobs enqueued to ' + q.name + ' without these options (empty = pgq\'s own).' }), form));
+  }
+  load();
+  let last = 0;
+  app.onOverview = () => { if (Date.now() - last > 4000) { last = Date.now(); load(); } };
+}
+
+function describeDefaults(d) {
+  if (!d) return '';
+  const parts = [];
+  if (d.priority !== undefined) parts.push('priority ' + d.priority);
+  if (d.max_retries !== undefined) parts.push('retries ' + d.max_retries);
+  if (d.retry_delay_ms !== undefined) parts.push('delay ' + fmtDur(d.retry_delay_ms / 1000));
+  if (d.time_limit_ms !== undefined) parts.push('limit ' + fmtDur(d.time_limit_ms / 1000));
+  if (d.soft_time_limit_ms !== undefined) parts.push('soft ' + fmtDur(d.soft_time_limit_ms / 1000));
+  return parts.join(', ') || '–';
+}
+
+function pagePeriodic(main) {
+  const box = el('div', { class: 'table-wrap card' });
+  append(main, [el('h1', { text: 'Periodic tasks' }), box]);
+  let lastJSON = '';
+  async function load() {
+    let p;
+    try { p = await api('api/periodic'); } catch (e) { toast('periodic: ' + e.message, true); return; }
+    const s = JSON.stringify(p.tasks.map((t) => [t.name, t.enabled, t.next_tick, t.last_run_at, t.last_job_id, t.last_job_state, t.error]));
+    if (s === lastJSON) return;
+    lastJSON = s;
+    clear(box);
+    if (!p.tasks.length) { box.appendChild(el('p', { class: 'muted', text: 'No periodic tasks. Add one with `pgq periodic add` or periodic.Config.Entries.' })); return; }
+    box.appendChild(el('table', { id: 'periodic' }, el('thead', {}, el('tr', {}, ['name', 'schedule', 'task', 'enabled', 'next run', 'last run', 'outcome', ''].map((h) => el('th', { text: h })))),
+      el('tbody', {}, p.tasks.map((t) => el('tr', { dataset: { name: t.name } },
+        el('td', { class: 'mono', text: t.name }), el('td', { class: 'mono', text: t.schedule + (t.time_zone && t.time_zone !== 'UTC' ? ' (' + t.time_zone + ')' : '') }),
+        el('td', { class: 'mono', text: t.task }), el('td', { text: t.enabled ? 'yes' : 'no' + (t.removed_at ? ' (removed from code)' : '') }),
+        el('td', { title: fmtTime(t.next_tick), text: t.next_tick ? fmtTime(t.next_tick) : (t.error || '–') }),
+        el('td', { title: fmtTime(t.last_run_at), text: t.last_run_at ? ago(t.last_run_at) : 'never' }),
+        el('td', {}, t.last_job_id ? [jobLink(t.last_job_id), ' ', t.last_job_state ? stateBadge(t.last_job_state) : el('span', { class: 'muted', text: 'pruned' })] : ''),
+        el('td', {}, el('div', { class: 'actions' },
+          t.enabled ? actionButton('Disable', 'small ghost', () => act('disable ' + t.name, () => post('api/periodic/' + encodeURIComponent(t.name) + '/disable')))
+            : actionButton('Enable', 'small', () => act('enable ' + t.name, () => post('api/periodic/' + encodeURIComponent(t.name) + '/enable'))),
+          actionButton('Run now', 'small', () => act('run ' + t.name, () => post('api/periodic/' + encodeURIComponent(t.name) + '/run'))))))))));
+  }
+  load();
+  let last = 0;
+  app.onOverview = () => { if (Date.now() - last > 4000) { last = Date.now(); load(); } };
+}
+
+// ---------- router ----------
+
+function route() {
+  if (app.cleanup) { try { app.cleanup(); } catch (e) { /* ignore */ } }
+  app.cleanup = null;
+  app.onOverview = null;
+  const h = location.hash.replace(/^#/, '') || '/';
+  const [path, qs] = h.split('?');
+  const params = new URLSearchParams(qs || '');
+  const parts = path.split('/').filter(Boolean);
+  const page = parts[0] || 'overview';
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === page);
+  const main = clear($('main'));
+  let cleanup = null;
+  switch (page) {
+    case 'overview': cleanup = pageOverview(main); break;
+    case 'jobs': if (parts[1]) pageJob(main, parts[1]); else pageJobs(main, params); break;
+    case 'workers': pageWorkers(main); break;
+    case 'queues': pageQueues(main); break;
+    case 'periodic': pagePeriodic(main); break;
+    default: main.appendChild(el('p', { class: 'muted', text: 'No such page.' }));
+  }
+  app.cleanup = cleanup;
+  document.title = 'pgq · ' + page;
+}
+
+async function start() {
+  initTheme();
+  try {
+    app.session = await api('api/session');
+  } catch (e) {
+    clear($('main')).appendChild(el('p', { class: 'muted', text: 'Cannot reach the dashboard API: ' + e.message }));
+    return;
+  }
+  $('ro').hidden = !app.session.read_only;
+  const lo = $('logout');
+  lo.hidden = !app.session.logout;
+  lo.addEventListener('click', async () => { try { await post('logout'); } catch (e) { /* redirected */ } location.href = 'login'; });
+  window.addEventListener('hashchange', route);
+  connectEvents();
+  route();
+}
+
+document.addEventListener('DOMContentLoaded', start);

@@ -1,0 +1,79 @@
+-- Statements of the web dashboard (package dashboard) that the queue and
+-- periodic packages do not already have. Design and timings:
+-- docs/dashboard.md.
+
+-- name: DashboardJobs :many
+-- The jobs page: newest first, keyset-paginated by id, every filter
+-- optional. The search looks for a case-insensitive substring of the
+-- args and of the error history (messages and stacks); strpos needs no
+-- escaping of LIKE's wildcards. With no selective filter the primary key
+-- is walked backwards and the scan stops after max_rows matches.
+SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_at, started_at, finished_at,
+       coalesce(worker_id, '')::text AS worker_id,
+       coalesce(errors -> -1 ->> 'error', '')::text AS last_error,
+       left(args::text, 200)::text AS args_preview
+  FROM pgq.jobs
+ WHERE (sqlc.narg(state)::text IS NULL OR state = sqlc.narg(state)::text)
+   AND (sqlc.narg(queue)::text IS NULL OR queue = sqlc.narg(queue)::text)
+   AND (sqlc.narg(task)::text IS NULL OR task = sqlc.narg(task)::text)
+   AND (sqlc.narg(created_from)::timestamptz IS NULL OR created_at >= sqlc.narg(created_from)::timestamptz)
+   AND (sqlc.narg(created_to)::timestamptz IS NULL OR created_at < sqlc.narg(created_to)::timestamptz)
+   AND (sqlc.narg(search)::text IS NULL
+        OR strpos(lower(args::text), lower(sqlc.narg(search)::text)) > 0
+        OR strpos(lower(errors::text), lower(sqlc.narg(search)::text)) > 0)
+   AND (sqlc.narg(before_id)::bigint IS NULL OR id < sqlc.narg(before_id)::bigint)
+ ORDER BY id DESC
+ LIMIT @max_rows;
+
+-- name: DashboardJobFamily :many
+-- The workflow relatives of a job: its children (parent_id) and, when it
+-- belongs to a workflow, the other members of that workflow (root_id).
+SELECT id, task, queue, state, parent_id, root_id, created_at
+  FROM pgq.jobs
+ WHERE id <> @id::bigint
+   AND (parent_id = @id::bigint
+        OR (sqlc.narg(root_id)::bigint IS NOT NULL AND (root_id = sqlc.narg(root_id)::bigint OR id = sqlc.narg(root_id)::bigint)))
+ ORDER BY id
+ LIMIT @max_rows;
+
+-- name: DashboardOldestWaiting :many
+-- Per queue, the job that has waited longest among those whose run time
+-- has come (the partial claim index holds only waiting jobs).
+SELECT DISTINCT ON (queue) queue, id, run_at,
+       greatest(extract(epoch FROM now() - run_at), 0)::float8 AS age_seconds
+  FROM pgq.jobs
+ WHERE state IN ('scheduled', 'available', 'retrying')
+   AND run_at <= now()
+ ORDER BY queue, run_at, id;
+
+-- name: DashboardSeries :many
+-- Throughput and latency of finished jobs, in buckets of bucket_seconds
+-- since a time, found through jobs_finished_idx (state, finished_at).
+-- Wait is from the run time of the last attempt to its start; run is from
+-- its start to its end.
+SELECT date_bin(make_interval(secs => @bucket_seconds::float8), finished_at, '2000-01-01 00:00:00+00'::timestamptz)::timestamptz AS bucket,
+       count(*) FILTER (WHERE state = 'succeeded')::bigint AS succeeded,
+       count(*) FILTER (WHERE state = 'failed')::bigint AS failed,
+       coalesce(avg(greatest(extract(epoch FROM started_at - run_at), 0)), 0)::float8 AS wait_avg_seconds,
+       coalesce(max(greatest(extract(epoch FROM started_at - run_at), 0)), 0)::float8 AS wait_max_seconds,
+       coalesce(avg(greatest(extract(epoch FROM finished_at - started_at), 0)), 0)::float8 AS run_avg_seconds,
+       coalesce(max(greatest(extract(epoch FROM finished_at - started_at), 0)), 0)::float8 AS run_max_seconds
+  FROM pgq.jobs
+ WHERE state IN ('succeeded', 'failed')
+   AND finished_at >= @since::timestamptz
+   AND (sqlc.narg(queue)::text IS NULL OR queue = sqlc.narg(queue)::text)
+ GROUP BY 1
+ ORDER BY 1;
+
+-- name: DashboardGoneWorkers :many
+-- Workers no longer registered (stopped, or removed after they died) that
+-- finished jobs since a time: the "recently dead" of the workers page.
+SELECT j.worker_id::text AS worker_id, max(j.finished_at)::timestamptz AS last_finished_at, count(*)::bigint AS finished
+  FROM pgq.jobs AS j
+ WHERE j.state IN ('succeeded', 'failed', 'cancelled')
+   AND j.finished_at >= @since::timestamptz
+   AND j.worker_id IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM pgq.workers AS w WHERE w.id = j.worker_id)
+ GROUP BY j.worker_id
+ ORDER BY 2 DESC
+ LIMIT @max_rows;
