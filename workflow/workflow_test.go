@@ -20,16 +20,6 @@ func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
 func task(args queue.TaskArgs) *workflow.Signature { return workflow.Task(args, nil) }
 
-func ints(raw []json.RawMessage) []any {
-	out := make([]any, len(raw))
-	for i, r := range raw {
-		var v any
-		_ = json.Unmarshal(r, &v)
-		out[i] = v
-	}
-	return out
-}
-
 func TestChainPassesResults(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
