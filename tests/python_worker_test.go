@@ -44,13 +44,19 @@ func needPython(t *testing.T) {
 // with the test tasks and waits until it has registered.
 func startPythonWorker(t *testing.T, db *pgtest.DB, id string, args ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
+	return startPythonWorkerEnv(t, db, id, nil, append([]string{"--database-url", db.URL, "--schema", db.Schema}, args...)...)
+}
+
+// startPythonWorkerEnv is startPythonWorker with more environment and
+// without the database flags.
+func startPythonWorkerEnv(t *testing.T, db *pgtest.DB, id string, env []string, args ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
 	dir, err := filepath.Abs("../clients/python")
 	require.NoError(t, err)
-	cmd := exec.Command(systemPython, append([]string{"-m", "pgq", "worker",
-		"--database-url", db.URL, "--schema", db.Schema, "--worker-id", id,
+	cmd := exec.Command(systemPython, append([]string{"-m", "pgq", "worker", "--worker-id", id,
 		"-A", "tests.worker_tasks", "--loglevel", "DEBUG"}, args...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
+	cmd.Env = append(append(os.Environ(), "PYTHONPATH="+dir, "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"), env...)
 	logs := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
@@ -352,4 +358,44 @@ func TestPythonWorkerGracefulShutdown(t *testing.T) {
 	require.Less(t, time.Since(start), 20*time.Second)
 	j = waitState(t, client, long.ID, queue.StateAvailable)
 	require.Zero(t, j.Attempt)
+}
+
+// TestPythonWorkerDjangoNoListen: the worker started in a Django project
+// (DJANGO_SETTINGS_MODULE, no --database-url: Django's database and
+// PGQ_SCHEMA) with --no-listen finds jobs by polling, and a revoke with
+// terminate reaches it through its heartbeat, the fallback for a lost
+// notification.
+func TestPythonWorkerDjangoNoListen(t *testing.T) {
+	needPython(t)
+	if err := exec.Command(systemPython, "-c", "import django").Run(); err != nil {
+		t.Skipf("%s cannot import django (%v): apt-get install python3-django", systemPython, err)
+	}
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
+	require.NoError(t, err)
+	cmd, logs := startPythonWorkerEnv(t, db, "py-django", []string{"DJANGO_SETTINGS_MODULE=tests.settings",
+		"PGQ_PY_DATABASE_URL=" + db.URL, "PGQ_PY_SCHEMA=" + db.Schema, "PGQ_DATABASE_URL=", "DATABASE_URL=", "PGQ_SCHEMA="},
+		"-Q", "python", "--no-listen", "--poll-interval", "0.1", "--heartbeat-interval", "0.2")
+
+	e, err := client.Enqueue(ctx, Report{Month: "2027-01", Rows: 1}, &queue.Options{Queue: "python"})
+	require.NoError(t, err)
+	var out ReportFile
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, e.AsyncResult().Get(wctx, &out), "output:\n%s", logs)
+	require.Equal(t, "python", out.By)
+
+	long, err := client.Enqueue(ctx, queue.Raw{Task: "py.slow", Args: json.RawMessage(`{"seconds": 600}`)}, &queue.Options{Queue: "python"})
+	require.NoError(t, err)
+	waitState(t, client, long.ID, queue.StateRunning)
+	_, err = client.Revoke(ctx, long.ID, true)
+	require.NoError(t, err)
+	j := waitJob(t, client, long.ID)
+	require.Equal(t, queue.StateCancelled, j.State)
+	require.Equal(t, "revoked: terminated while running", j.Errors[len(j.Errors)-1].Error)
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "output:\n%s", logs)
 }

@@ -65,7 +65,7 @@ def main(argv=None):
     try:
         w = worker.Worker(
             dsn=url, connect=connect, queues=[q for q in args.queues.split(",") if q],
-            schema=args.schema or os.environ.get("PGQ_SCHEMA"), worker_id=args.worker_id,
+            schema=args.schema or os.environ.get("PGQ_SCHEMA") or None, worker_id=args.worker_id,
             burst=args.burst, listen=not args.no_listen, **options
         )
     except Exception as exc:
