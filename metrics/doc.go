@@ -31,9 +31,10 @@
 //
 // # Cost
 //
-// WorkerMetrics runs on the worker's hot path (worker.Observer): one
-// label look-up and an atomic add per counter or histogram, no lock of
-// its own, no allocation. Collector costs nothing between scrapes; at a
+// WorkerMetrics runs on the worker's hot path (worker.Observer): a read
+// of an immutable map and an atomic add per counter or histogram, no
+// lock, no allocation (a mutex only when a queue and task pair is first
+// seen). Collector costs nothing between scrapes; at a
 // scrape it runs three queries that read only the backlog, the running
 // jobs, the queues and the workers, and with CollectorConfig.CountFinished
 // a fourth that reads every finished row retention keeps.

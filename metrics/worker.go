@@ -1,6 +1,10 @@
 package metrics
 
 import (
+	"maps"
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgq/pgq/worker"
@@ -36,12 +40,27 @@ const (
 //	pgq_worker_run_seconds{queue,task}             histogram: handler run time
 //	pgq_worker_wait_seconds{queue,task}            histogram: runnable → claimed
 //
-// Updating them takes no lock of its own: each event is a label look-up
-// and an atomic add inside client_golang.
+// The series of each queue and task are looked up once, when the pair is
+// first seen (that also starts its succeeded, failed and retried counters
+// at zero, so that rate() sees their first increase); after that an event
+// reads an immutable map and makes an atomic add: no lock, no allocation.
 type WorkerMetrics struct {
 	attempts *prometheus.CounterVec
 	run      *prometheus.HistogramVec
 	wait     *prometheus.HistogramVec
+
+	// series maps queue and task to their series; it is replaced, never
+	// changed, under mu when a new pair is seen.
+	series atomic.Pointer[map[seriesKey]*series]
+	mu     sync.Mutex
+}
+
+type seriesKey struct{ queue, task string }
+
+// series are the metrics of one queue and task.
+type series struct {
+	succeeded, failed, retried prometheus.Counter
+	run, wait                  prometheus.Observer
 }
 
 var _ worker.Observer = (*WorkerMetrics)(nil)
@@ -49,7 +68,7 @@ var _ prometheus.Collector = (*WorkerMetrics)(nil)
 
 // NewWorkerMetrics returns worker metrics with no values yet.
 func NewWorkerMetrics() *WorkerMetrics {
-	return &WorkerMetrics{
+	m := &WorkerMetrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "worker", Name: "attempts_total",
 			Help: "Attempts whose outcome this process stored, by queue, task and outcome (succeeded, failed, retried, cancelled, snoozed, released).",
@@ -65,18 +84,57 @@ func NewWorkerMetrics() *WorkerMetrics {
 			Buckets: WaitBuckets,
 		}, []string{"queue", "task"}),
 	}
+	m.series.Store(&map[seriesKey]*series{})
+	return m
+}
+
+// seriesOf returns the series of queue and task, making them the first
+// time.
+func (m *WorkerMetrics) seriesOf(queue, task string) *series {
+	k := seriesKey{queue, task}
+	if s := (*m.series.Load())[k]; s != nil {
+		return s
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if s := old[k]; s != nil {
+		return s
+	}
+	s := &series{
+		succeeded: m.attempts.WithLabelValues(queue, task, OutcomeSucceeded),
+		failed:    m.attempts.WithLabelValues(queue, task, OutcomeFailed),
+		retried:   m.attempts.WithLabelValues(queue, task, OutcomeRetried),
+		run:       m.run.WithLabelValues(queue, task),
+		wait:      m.wait.WithLabelValues(queue, task),
+	}
+	next := make(map[seriesKey]*series, len(old)+1)
+	maps.Copy(next, old)
+	next[k] = s
+	m.series.Store(&next)
+	return s
 }
 
 // Started implements worker.Observer: it records the job's wait.
 func (m *WorkerMetrics) Started(s worker.Start) {
-	m.wait.WithLabelValues(s.Queue, s.Task).Observe(s.Wait.Seconds())
+	m.seriesOf(s.Queue, s.Task).wait.Observe(s.Wait.Seconds())
 }
 
 // Finished implements worker.Observer: it counts the attempt by outcome
 // and records its run time.
 func (m *WorkerMetrics) Finished(e worker.Event) {
-	m.attempts.WithLabelValues(e.Queue, e.Task, outcomeOf(e.State)).Inc()
-	m.run.WithLabelValues(e.Queue, e.Task).Observe(e.Duration.Seconds())
+	s := m.seriesOf(e.Queue, e.Task)
+	switch e.State {
+	case "succeeded":
+		s.succeeded.Inc()
+	case "failed":
+		s.failed.Inc()
+	case "retrying":
+		s.retried.Inc()
+	default:
+		m.attempts.WithLabelValues(e.Queue, e.Task, outcomeOf(e.State)).Inc()
+	}
+	s.run.Observe(e.Duration.Seconds())
 }
 
 // Describe implements prometheus.Collector.
