@@ -169,7 +169,7 @@ func click(css string) chromedp.Action[chromedp.Void] { return chromedp.Click(ch
 // directory (go test -artifacts keeps it; see docs/dashboard.md).
 func screenshot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		png, err := chromedp.FullScreenshot(100) // 100: PNG; less is JPEG(ctx, tg)
+		png, err := chromedp.FullScreenshot(100)(ctx, tg) // quality 100 gives PNG, less gives JPEG
 		if err != nil {
 			return err
 		}
