@@ -30,8 +30,13 @@ func (r *Result) Tree(ctx context.Context) (*Step, error) { return Inspect(ctx, 
 // Wait waits until the workflow has ended and returns its tree. It waits
 // on the jobs whose end is the workflow's (a chain's last step, a chord's
 // callback, a group's members), which are announced when they finish, run
-// or cancelled, so a failed workflow does not keep it waiting.
+// or cancelled; and it looks at the workflow itself every PollInterval, so
+// a group that failed while other members still run is seen as ended.
 func (r *Result) Wait(ctx context.Context) (*Step, error) {
+	poll := r.PollInterval
+	if poll <= 0 {
+		poll = queue.ResultPollInterval
+	}
 	for {
 		tree, err := r.Tree(ctx)
 		if err != nil {
@@ -41,34 +46,17 @@ func (r *Result) Wait(ctx context.Context) (*Step, error) {
 			return tree, nil
 		}
 		g := r.c.GroupResult(tree.finals()...)
-		g.PollInterval = r.PollInterval
-		if _, err := g.Join(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if errors.Is(err, queue.ErrJobNotFound) {
-				return nil, fmt.Errorf("workflow %d: a job it waits for was deleted: %w", r.ID, err)
-			}
-			// A failed job: the tree says what it means for the workflow.
-		}
-		tree, err = r.Tree(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if tree.Finished() {
-			return tree, nil
-		}
-		// The last jobs ended but the workflow did not: only a job deleted
-		// or changed by hand does that. Wait a little and look again.
-		poll := r.PollInterval
-		if poll <= 0 {
-			poll = queue.ResultPollInterval
-		}
-		select {
-		case <-ctx.Done():
+		g.PollInterval = poll
+		jctx, cancel := context.WithTimeout(ctx, max(poll, time.Second))
+		_, err = g.Join(jctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
 			return nil, ctx.Err()
-		case <-time.After(poll):
+		case errors.Is(err, queue.ErrJobNotFound):
+			return nil, fmt.Errorf("workflow %d: a job it waits for was deleted: %w", r.ID, err)
 		}
+		// Done, failed, or time to look again: the tree says which.
 	}
 }
 
