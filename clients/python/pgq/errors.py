@@ -75,8 +75,10 @@ class Retry(PgqError):
     def __str__(self):
         from ._duration import go_duration
 
-        if self.exc is not None:
+        if isinstance(self.exc, BaseException):
             return "retry in %s: %s" % (go_duration(self.countdown), describe_exception(self.exc))
+        if self.exc is not None:
+            return "retry in %s: %s" % (go_duration(self.countdown), self.exc)
         return "retry requested by the handler, in %s" % go_duration(self.countdown)
 
 

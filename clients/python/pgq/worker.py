@@ -31,7 +31,6 @@ How it works (the same contract as a Go worker, docs/sql.md):
 """
 
 import ctypes
-import datetime
 import inspect
 import json
 import logging
@@ -670,9 +669,8 @@ class Worker:
             return _Outcome(_FAILED, error=str(exc), stack=None, retry_in=exc.countdown)
         if isinstance(exc, Permanent):
             return _Outcome(_FAILED, error=str(exc), stack=stack, permanent=True)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            # A handler that calls sys.exit is treated as a failed attempt.
-            pass
+        # Anything else, SystemExit and KeyboardInterrupt raised by the
+        # handler included, is a failed attempt under the retry policy.
         return self._failure(ex, describe_exception(exc), stack)
 
     def _failure(self, ex, error, stack):
