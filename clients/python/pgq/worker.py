@@ -808,6 +808,12 @@ class Worker:
             if ex.resolve():
                 ex.cancel_timers()
                 self._finish(ex, _Outcome(_HANDED_BACK))
+        # Outcomes decided but still being written: let them land before
+        # the row goes, or unregister_worker would hand back a job whose
+        # completion is on its way (and it would run twice).
+        writes = time.monotonic() + 10
+        while self._busy() and time.monotonic() < writes:
+            self._wait_wake(0.05)
         try:
             if self._main is None:
                 self._main = self._open()
