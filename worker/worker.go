@@ -207,6 +207,29 @@ func (w *Worker) Run(ctx context.Context) error {
 	return w.shutdown()
 }
 
+// retryIdempotent runs fn, an idempotent statement, up to three times
+// while ctx allows. A pooled connection can be dead without the pool
+// knowing (the server was restarted, or an administrator terminated the
+// backend); the first statement on it fails, and a retry gets a fresh one.
+// Shutdown uses it, so that one stale connection does not leave jobs
+// running until the rescue.
+func retryIdempotent(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(retryBackoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+	return err
+}
+
 // shutdown runs the shutdown order documented on Run.
 func (w *Worker) shutdown() error {
 	start := time.Now()
@@ -232,7 +255,11 @@ func (w *Worker) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var errs []error
-	released, err := w.q.ReleaseWorkerJobs(ctx, w.cfg.WorkerID)
+	var released []int64
+	err := retryIdempotent(ctx, func() (err error) {
+		released, err = w.q.ReleaseWorkerJobs(ctx, w.cfg.WorkerID)
+		return err
+	})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("hand back running jobs: %w (they are rescued once the heartbeat expires)", err))
 	} else if len(released) > 0 {
@@ -240,7 +267,7 @@ func (w *Worker) shutdown() error {
 	}
 	w.heartbeat.Stop()
 	if len(errs) == 0 {
-		if err := w.q.DeleteWorker(ctx, w.cfg.WorkerID); err != nil {
+		if err := retryIdempotent(ctx, func() error { return w.q.DeleteWorker(ctx, w.cfg.WorkerID) }); err != nil {
 			errs = append(errs, fmt.Errorf("remove worker row: %w", err))
 		}
 	}
