@@ -140,7 +140,7 @@ const graphile = {
 
 // ----------------------------------------------------------------- pg-boss
 
-const bossBatchSize = 1000;
+const bossBatchSize = 4000;
 const bossLoops = 4;
 
 async function newBoss(max = 10) {

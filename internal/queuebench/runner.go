@@ -96,25 +96,43 @@ func Run(ctx context.Context, plan Plan, entrants []Entrant, rep Reporter) (*Res
 	}
 	res := NewResults(names...)
 	r := &runner{ctx: ctx, plan: plan, rep: rep, res: res, broken: map[string]error{}}
+	// Round-major: every workload's first round comes before any second
+	// round, and the short workloads before the long ones, so that a run
+	// cut short by a deadline still has every workload once.
+	type step struct {
+		what   string
+		rounds int
+		run    workload
+	}
+	var steps []step
 	if plan.DrainJobs > 0 {
-		r.rounds(entrants, max(1, plan.Rounds), "drain", r.drain)
+		steps = append(steps, step{"drain", max(1, plan.Rounds), r.drain})
 	}
 	if plan.Steady.Duration > 0 && plan.Steady.Rate > 0 {
-		r.rounds(entrants, max(1, plan.Rounds), "steady", r.steady)
+		steps = append(steps, step{"steady", max(1, plan.Rounds), r.steady})
 	}
-	// The short workloads first: when a deadline cuts the run short, it
-	// loses the long ones.
 	if plan.Tx.Duration > 0 {
-		r.rounds(entrants, max(1, plan.Rounds), "tx", r.tx)
+		steps = append(steps, step{"tx", max(1, plan.Rounds), r.tx})
 	}
 	if plan.WorkflowMembers > 0 {
-		r.rounds(entrants, 1, "workflow", r.workflow)
+		steps = append(steps, step{"workflow", 1, r.workflow})
 	}
 	if len(plan.RampRates) > 0 && plan.RampStep > 0 {
-		r.rounds(entrants, max(1, plan.RampRounds), "ramp", r.ramp)
+		steps = append(steps, step{"ramp", max(1, plan.RampRounds), r.ramp})
 	}
 	if plan.GrowthMeasure > 0 {
-		r.rounds(entrants, max(1, plan.GrowthRounds), "growth", r.growth)
+		steps = append(steps, step{"growth", max(1, plan.GrowthRounds), r.growth})
+	}
+	last := 0
+	for _, st := range steps {
+		last = max(last, st.rounds)
+	}
+	for round := 1; round <= last; round++ {
+		for _, st := range steps {
+			if round <= st.rounds {
+				r.round(entrants, round, st.rounds, st.what, st.run)
+			}
+		}
 	}
 	return res, ctx.Err()
 }
@@ -131,18 +149,17 @@ type runner struct {
 // returns the figures it would have recorded, for notes on failure.
 type workload func(ctx context.Context, sys System, name, label string) ([]Figure, error)
 
-func (r *runner) rounds(entrants []Entrant, n int, what string, run workload) {
-	for round := 1; round <= n; round++ {
-		for _, e := range entrants {
-			if r.ctx.Err() != nil {
-				return
-			}
-			label := fmt.Sprintf("%s, %s", what, e.Name)
-			if n > 1 {
-				label += fmt.Sprintf(" (round %d/%d)", round, n)
-			}
-			r.one(e, label, run)
+// round runs one round of a workload on every entrant in turn.
+func (r *runner) round(entrants []Entrant, round, of int, what string, run workload) {
+	for _, e := range entrants {
+		if r.ctx.Err() != nil {
+			return
 		}
+		label := fmt.Sprintf("%s, %s", what, e.Name)
+		if of > 1 {
+			label += fmt.Sprintf(" (round %d/%d)", round, of)
+		}
+		r.one(e, label, run)
 	}
 }
 
