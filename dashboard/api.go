@@ -311,11 +311,22 @@ type JobRow struct {
 }
 
 // JobsPage is the body of GET /api/jobs. NextBefore, when not 0, is the
-// value of ?before= that gives the next page.
+// value of ?before= that continues the listing with older jobs.
+//
+// One request reads at most JobsScanIDs ids of the table (from before
+// down): a page can therefore hold fewer than limit jobs although older
+// ones match. ScannedToID says where the request stopped; NextBefore then
+// equals it, and the pages's script asks for the next range itself.
 type JobsPage struct {
-	Jobs       []JobRow `json:"jobs"`
-	NextBefore int64    `json:"next_before,omitempty"`
+	Jobs        []JobRow `json:"jobs"`
+	NextBefore  int64    `json:"next_before,omitempty"`
+	ScannedToID int64    `json:"scanned_to_id"`
 }
+
+// JobsScanIDs is how many consecutive job ids one request to /api/jobs
+// examines at most: it bounds the time of a request whose filters match
+// few jobs (about 30 to 150 ms on the measured machine, docs/dashboard.md).
+const JobsScanIDs = 100_000
 
 func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request) {
 	p, limit, err := jobsParams(r)
@@ -323,19 +334,32 @@ func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if p.BeforeID == 0 {
+		maxID, err := h.q.DashboardMaxJobID(r.Context())
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("list jobs: %w", err))
+			return
+		}
+		p.BeforeID = maxID + 1
+	}
+	p.MinID = max(p.BeforeID-JobsScanIDs, 0)
 	rows, err := h.q.DashboardJobs(r.Context(), p)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("list jobs: %w", err))
 		return
 	}
-	page := JobsPage{Jobs: make([]JobRow, len(rows))}
+	page := JobsPage{Jobs: make([]JobRow, len(rows)), ScannedToID: p.MinID}
 	for i, j := range rows {
 		page.Jobs[i] = JobRow{ID: j.ID, Task: j.Task, Queue: j.Queue, State: j.State, Priority: int(j.Priority),
 			Attempt: int(j.Attempt), MaxRetries: int(j.MaxRetries), RunAt: j.RunAt, CreatedAt: j.CreatedAt,
 			StartedAt: j.StartedAt, FinishedAt: j.FinishedAt, WorkerID: j.WorkerID, LastError: j.LastError, ArgsPreview: j.ArgsPreview}
 	}
-	if len(rows) == limit {
+	switch {
+	case len(rows) == limit:
 		page.NextBefore = rows[len(rows)-1].ID
+		page.ScannedToID = page.NextBefore
+	case p.MinID > 1:
+		page.NextBefore = p.MinID // the range ended before the page filled
 	}
 	writeJSON(w, http.StatusOK, page)
 }
@@ -368,7 +392,7 @@ func jobsParams(r *http.Request) (db.DashboardJobsParams, int, error) {
 		if err != nil || id <= 0 {
 			return p, 0, badRequest("before %q: not a job id", s)
 		}
-		p.BeforeID = &id
+		p.BeforeID = id
 	}
 	limit := JobsPageDefault
 	if s := q.Get("limit"); s != "" {

@@ -221,6 +221,39 @@ func TestJobsListFiltersSearchAndKeysetPages(t *testing.T) {
 	}
 }
 
+// TestJobsListReadsBoundedIDRanges: a request reads at most JobsScanIDs
+// ids; a page that could not fill says where to go on, and following
+// next_before finds every job.
+func TestJobsListReadsBoundedIDRanges(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	low := b.enqueue(t, "sparse.task", `{}`, nil)
+	// A job far above the others (ids are identity values a caller may
+	// also set).
+	high := low + 3*dashboard.JobsScanIDs + 5
+	_, err := b.db.Pool.Exec(context.Background(), fmt.Sprintf(`INSERT INTO %q.jobs (id, task) VALUES ($1, 'sparse.task')`, b.db.Schema), high)
+	require.NoError(t, err)
+
+	var found []int64
+	requests := 0
+	path := "/api/jobs?task=sparse.task"
+	for {
+		var p dashboard.JobsPage
+		require.Equal(t, http.StatusOK, b.do(t, req{path: path}, &p).StatusCode)
+		requests++
+		for _, j := range p.Jobs {
+			found = append(found, j.ID)
+		}
+		if p.NextBefore == 0 {
+			break
+		}
+		require.Equal(t, p.ScannedToID, p.NextBefore)
+		path = fmt.Sprintf("/api/jobs?task=sparse.task&before=%d", p.NextBefore)
+	}
+	require.Equal(t, []int64{high, low}, found)
+	require.Equal(t, 4, requests, "each request covers %d ids", dashboard.JobsScanIDs)
+}
+
 func TestJobDetailActionsAndBulk(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)

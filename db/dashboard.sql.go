@@ -112,7 +112,6 @@ func (q *Queries) DashboardJobFamily(ctx context.Context, arg DashboardJobFamily
 }
 
 const dashboardJobs = `-- name: DashboardJobs :many
-
 SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_at, started_at, finished_at,
        coalesce(worker_id, '')::text AS worker_id,
        coalesce(errors -> -1 ->> 'error', '')::text AS last_error,
@@ -126,9 +125,10 @@ SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_a
    AND ($6::text IS NULL
         OR strpos(lower(args::text), lower($6::text)) > 0
         OR strpos(lower(errors::text), lower($6::text)) > 0)
-   AND ($7::bigint IS NULL OR id < $7::bigint)
+   AND id < $7::bigint
+   AND id >= $8::bigint
  ORDER BY id DESC
- LIMIT $8
+ LIMIT $9
 `
 
 type DashboardJobsParams struct {
@@ -138,7 +138,8 @@ type DashboardJobsParams struct {
 	CreatedFrom *time.Time
 	CreatedTo   *time.Time
 	Search      *string
-	BeforeID    *int64
+	BeforeID    int64
+	MinID       int64
 	MaxRows     int32
 }
 
@@ -159,14 +160,13 @@ type DashboardJobsRow struct {
 	ArgsPreview string
 }
 
-// Statements of the web dashboard (package dashboard) that the queue and
-// periodic packages do not already have. Design and timings:
-// docs/dashboard.md.
 // The jobs page: newest first, keyset-paginated by id, every filter
 // optional. The search looks for a case-insensitive substring of the
 // args and of the error history (messages and stacks); strpos needs no
-// escaping of LIKE's wildcards. With no selective filter the primary key
-// is walked backwards and the scan stops after max_rows matches.
+// escaping of LIKE's wildcards. The primary key is walked backwards from
+// before_id, and never below min_id: the caller bounds each request to a
+// range of ids, so a filter that matches few rows cannot make one request
+// read the whole table (docs/dashboard.md).
 func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([]DashboardJobsRow, error) {
 	rows, err := q.db.Query(ctx, dashboardJobs,
 		arg.State,
@@ -176,6 +176,7 @@ func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([
 		arg.CreatedTo,
 		arg.Search,
 		arg.BeforeID,
+		arg.MinID,
 		arg.MaxRows,
 	)
 	if err != nil {
@@ -209,6 +210,21 @@ func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+const dashboardMaxJobID = `-- name: DashboardMaxJobID :one
+
+SELECT coalesce(max(id), 0)::bigint AS max_id FROM pgq.jobs
+`
+
+// Statements of the web dashboard (package dashboard) that the queue and
+// periodic packages do not already have. Design and timings:
+// docs/dashboard.md.
+func (q *Queries) DashboardMaxJobID(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, dashboardMaxJobID)
+	var max_id int64
+	err := row.Scan(&max_id)
+	return max_id, err
 }
 
 const dashboardOldestWaiting = `-- name: DashboardOldestWaiting :many

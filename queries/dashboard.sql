@@ -2,12 +2,17 @@
 -- periodic packages do not already have. Design and timings:
 -- docs/dashboard.md.
 
+-- name: DashboardMaxJobID :one
+SELECT coalesce(max(id), 0)::bigint AS max_id FROM pgq.jobs;
+
 -- name: DashboardJobs :many
 -- The jobs page: newest first, keyset-paginated by id, every filter
 -- optional. The search looks for a case-insensitive substring of the
 -- args and of the error history (messages and stacks); strpos needs no
--- escaping of LIKE's wildcards. With no selective filter the primary key
--- is walked backwards and the scan stops after max_rows matches.
+-- escaping of LIKE's wildcards. The primary key is walked backwards from
+-- before_id, and never below min_id: the caller bounds each request to a
+-- range of ids, so a filter that matches few rows cannot make one request
+-- read the whole table (docs/dashboard.md).
 SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_at, started_at, finished_at,
        coalesce(worker_id, '')::text AS worker_id,
        coalesce(errors -> -1 ->> 'error', '')::text AS last_error,
@@ -21,7 +26,8 @@ SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_a
    AND (sqlc.narg(search)::text IS NULL
         OR strpos(lower(args::text), lower(sqlc.narg(search)::text)) > 0
         OR strpos(lower(errors::text), lower(sqlc.narg(search)::text)) > 0)
-   AND (sqlc.narg(before_id)::bigint IS NULL OR id < sqlc.narg(before_id)::bigint)
+   AND id < @before_id::bigint
+   AND id >= @min_id::bigint
  ORDER BY id DESC
  LIMIT @max_rows;
 

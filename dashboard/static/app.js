@@ -4,6 +4,7 @@
 // inline scripts as a second line of defence).
 'use strict';
 
+const PAGE = 50;
 const STATES = ['scheduled', 'available', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
 const SVG = 'http://www.w3.org/2000/svg';
 const app = { session: null, overview: null, page: null, onOverview: null, cleanup: null, es: null };
@@ -294,29 +295,41 @@ function pageJobs(main, params) {
 
   function toggle(id, on) { if (on) selected.add(id); else selected.delete(id); count.textContent = selected.size + ' selected'; }
   function reload() { before = 0; load(false); }
+  // Each request reads a bounded range of ids (the server says where it
+  // stopped); keep asking until the page is full, up to 20 ranges.
   async function load(next) {
-    const p = new URLSearchParams();
-    for (const k of Object.keys(f)) if (f[k]) p.set(k, f[k]);
-    if (next && before) p.set('before', before);
+    let cursor = next ? before : 0;
+    const rows = [];
+    count.textContent = 'loading…';
     try {
-      const page = await api('api/jobs?' + p);
-      clear(tbody);
-      all.checked = false;
-      if (!page.jobs.length) tbody.appendChild(el('tr', {}, el('td', { colspan: 10, class: 'muted', text: 'No jobs match.' })));
-      for (const j of page.jobs) {
-        tbody.appendChild(el('tr', { dataset: { id: j.id } },
-          el('td', {}, el('input', { type: 'checkbox', value: String(j.id), checked: selected.has(j.id), onchange: (ev) => toggle(j.id, ev.target.checked) })),
-          el('td', {}, jobLink(j.id)), el('td', { class: 'mono', text: j.task }), el('td', { text: j.queue }), el('td', {}, stateBadge(j.state)),
-          el('td', { class: 'num', text: j.attempt + '/' + (j.max_retries + 1) }),
-          el('td', { class: 'hide-sm', title: fmtTime(j.created_at), text: ago(j.created_at) }),
-          el('td', { class: 'hide-sm', title: fmtTime(j.finished_at), text: ago(j.finished_at) }),
-          el('td', { class: 'trunc mono', title: j.args_preview, text: j.args_preview }),
-          el('td', { class: 'trunc', title: j.last_error || '', text: j.last_error || '' })));
+      for (let chunk = 0; chunk < 20; chunk++) {
+        const p = new URLSearchParams();
+        for (const k of Object.keys(f)) if (f[k]) p.set(k, f[k]);
+        if (cursor) p.set('before', cursor);
+        p.set('limit', String(PAGE - rows.length));
+        const page = await api('api/jobs?' + p);
+        rows.push(...page.jobs);
+        cursor = page.next_before || 0;
+        if (rows.length >= PAGE || !cursor) break;
+        count.textContent = 'searching older jobs (ids below ' + cursor + ')…';
       }
-      before = page.next_before || 0;
-      more.disabled = !before;
-      count.textContent = selected.size + ' selected';
-    } catch (e) { toast('jobs: ' + e.message, true); }
+    } catch (e) { toast('jobs: ' + e.message, true); return; }
+    clear(tbody);
+    all.checked = false;
+    if (!rows.length) tbody.appendChild(el('tr', {}, el('td', { colspan: 10, class: 'muted', text: cursor ? 'No match among the jobs searched so far: press Older to search further.' : 'No jobs match.' })));
+    for (const j of rows) {
+      tbody.appendChild(el('tr', { dataset: { id: j.id } },
+        el('td', {}, el('input', { type: 'checkbox', value: String(j.id), checked: selected.has(j.id), onchange: (ev) => toggle(j.id, ev.target.checked) })),
+        el('td', {}, jobLink(j.id)), el('td', { class: 'mono', text: j.task }), el('td', { text: j.queue }), el('td', {}, stateBadge(j.state)),
+        el('td', { class: 'num', text: j.attempt + '/' + (j.max_retries + 1) }),
+        el('td', { class: 'hide-sm', title: fmtTime(j.created_at), text: ago(j.created_at) }),
+        el('td', { class: 'hide-sm', title: fmtTime(j.finished_at), text: ago(j.finished_at) }),
+        el('td', { class: 'trunc mono', title: j.args_preview, text: j.args_preview }),
+        el('td', { class: 'trunc', title: j.last_error || '', text: j.last_error || '' })));
+    }
+    before = cursor;
+    more.disabled = !before;
+    count.textContent = selected.size + ' selected';
   }
   reload();
 }

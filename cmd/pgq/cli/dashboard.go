@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgq/pgq/dashboard"
+	"github.com/pgq/pgq/metrics"
 )
 
 // Environment variables read by `pgq dashboard` when the matching flag is
@@ -31,10 +32,10 @@ const dashboardShutdownTimeout = 5 * time.Second
 
 func newDashboardCmd(a *app) *cobra.Command {
 	var (
-		addr, token, basic string
-		readOnly           bool
-		allowedHosts       []string
-		refresh            time.Duration
+		addr, token, basic  string
+		readOnly, noMetrics bool
+		allowedHosts        []string
+		refresh             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dashboard",
@@ -46,7 +47,8 @@ It listens on ` + DashboardAddrDefault + ` by default. Any other address needs
 authentication: --token (or $` + EnvDashboardToken + `), which scripts send as
 "Authorization: Bearer TOKEN" and people type once on the login page, or
 --basic-auth USER:PASS (or $` + EnvDashboardBasicAuth + `). Without it the command
-refuses to start. --read-only rejects every action.`,
+refuses to start. --read-only rejects every action. Prometheus metrics are
+served at /metrics behind the same authentication (--no-metrics turns them off).`,
 		Example: `  pgq dashboard
   pgq dashboard --read-only
   PGQ_DASHBOARD_TOKEN=$(openssl rand -hex 24) pgq dashboard --addr 0.0.0.0:5555
@@ -81,6 +83,11 @@ refuses to start. --read-only rejects every action.`,
 			}
 			defer s.Close()
 			opts.Schema = s.schema
+			if !noMetrics {
+				if opts.Metrics, err = dashboardMetrics(s); err != nil {
+					return err
+				}
+			}
 			h, err := dashboard.New(s.pool, opts)
 			if err != nil {
 				return err
@@ -99,7 +106,23 @@ refuses to start. --read-only rejects every action.`,
 	f.BoolVar(&readOnly, "read-only", false, "reject every action (retry, revoke, pause, ...)")
 	f.StringSliceVar(&allowedHosts, "allowed-host", nil, "without authentication, also answer requests for this Host name (behind your own authenticating proxy)")
 	f.DurationVar(&refresh, "refresh", dashboard.RefreshIntervalDefault, "how often live pages get new figures")
+	f.BoolVar(&noMetrics, "no-metrics", false, "do not serve Prometheus metrics at /metrics")
 	return cmd
+}
+
+// dashboardMetrics is the Prometheus handler `pgq dashboard` serves at
+// /metrics (behind the dashboard's authentication): the figures read from
+// the tables at each scrape (package metrics).
+func dashboardMetrics(s *session) (http.Handler, error) {
+	c, err := metrics.NewCollector(s.pool, s.schema, nil)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := metrics.NewRegistry(c)
+	if err != nil {
+		return nil, err
+	}
+	return metrics.Handler(reg), nil
 }
 
 func serveDashboard(ctx context.Context, cmd *cobra.Command, ln net.Listener, h http.Handler, opts *dashboard.Options) error {
