@@ -17,7 +17,8 @@ SELECT j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retri
        j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
        j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
        (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired
-  FROM pgq.claim_limited($1::text, $2::text[], $3::integer, $4::jsonb, $5::integer) AS j
+  FROM pgq.claim_limited($1::text, $2::text[], $3::integer, $4::jsonb, $5::integer,
+                         $6::text[]) AS j
 `
 
 type ClaimLimitedJobsParams struct {
@@ -26,6 +27,7 @@ type ClaimLimitedJobsParams struct {
 	MaxJobs    int32
 	MutexTasks json.RawMessage
 	ScanMax    int32
+	KnownTasks []string
 }
 
 type ClaimLimitedJobsRow struct {
@@ -62,6 +64,7 @@ func (q *Queries) ClaimLimitedJobs(ctx context.Context, arg ClaimLimitedJobsPara
 		arg.MaxJobs,
 		arg.MutexTasks,
 		arg.ScanMax,
+		arg.KnownTasks,
 	)
 	if err != nil {
 		return nil, err
@@ -119,19 +122,25 @@ func (q *Queries) DeleteLimit(ctx context.Context, arg DeleteLimitParams) (int64
 }
 
 const limitedWait = `-- name: LimitedWait :one
-SELECT pgq.limited_wait_ms($1::text[], $2::jsonb, $3::float8)::float8 AS wait_ms
+SELECT pgq.limited_wait_ms($1::text[], $2::jsonb, $3::float8, $4::text[])::float8 AS wait_ms
 `
 
 type LimitedWaitParams struct {
 	Queues     []string
 	MutexTasks json.RawMessage
 	RecheckMs  float64
+	KnownTasks []string
 }
 
 // Milliseconds until a limited job of the queues may be claimable
 // (+Infinity: none waits); recheck_ms when one waits on a running job.
 func (q *Queries) LimitedWait(ctx context.Context, arg LimitedWaitParams) (float64, error) {
-	row := q.db.QueryRow(ctx, limitedWait, arg.Queues, arg.MutexTasks, arg.RecheckMs)
+	row := q.db.QueryRow(ctx, limitedWait,
+		arg.Queues,
+		arg.MutexTasks,
+		arg.RecheckMs,
+		arg.KnownTasks,
+	)
 	var wait_ms float64
 	err := row.Scan(&wait_ms)
 	return wait_ms, err

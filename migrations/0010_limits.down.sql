@@ -1,5 +1,5 @@
-DROP FUNCTION pgq.limited_wait_ms(text[], jsonb, float8);
-DROP FUNCTION pgq.claim_limited(text, text[], integer, jsonb, integer);
+DROP FUNCTION pgq.limited_wait_ms(text[], jsonb, float8, text[]);
+DROP FUNCTION pgq.claim_limited(text, text[], integer, jsonb, integer, text[]);
 DROP FUNCTION pgq.parse_rate(text);
 DROP FUNCTION pgq.limit_burst(float8, float8);
 DROP TABLE pgq.limits;

@@ -114,7 +114,9 @@ $$;
 -- pgq.limits, and jobs with a mutex key (set on the row, or derived for
 -- the tasks given in mutex_tasks, an object {"task": ["arg", ...]}).
 -- Workers claim every other job with the ordinary claim (ClaimJobs), which
--- leaves these out.
+-- leaves these out. known_tasks are the tasks the worker has handlers
+-- for (NULL: any): jobs of other limited tasks are left to workers that
+-- know them, and their queues are not walked for them.
 --
 -- Correctness rests on one transaction-scoped advisory lock: limited
 -- claims of a schema run one at a time, and every statement below runs
@@ -123,7 +125,7 @@ $$;
 -- budget of each limit is then exact: tokens, and the concurrency limit
 -- minus the jobs running now. The lock is held for the length of one
 -- claim, about a millisecond.
-CREATE FUNCTION pgq.claim_limited(worker_id text, queues text[], max_jobs integer, mutex_tasks jsonb, scan_max integer)
+CREATE FUNCTION pgq.claim_limited(worker_id text, queues text[], max_jobs integer, mutex_tasks jsonb, scan_max integer, known_tasks text[])
 RETURNS SETOF pgq.jobs
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
@@ -194,6 +196,9 @@ BEGIN
     END LOOP;
 
     free_queues := ARRAY(SELECT q FROM unnest(claim_limited.queues) AS q WHERE q <> ALL (lim_queues));
+    IF claim_limited.known_tasks IS NOT NULL THEN
+        open_tasks := ARRAY(SELECT t FROM unnest(open_tasks) AS t WHERE t = ANY (claim_limited.known_tasks));
+    END IF;
     mtasks := ARRAY(SELECT t FROM jsonb_object_keys(coalesce(claim_limited.mutex_tasks, '{}')) AS t
                      WHERE t <> ALL (shut_tasks) AND t <> ALL (open_tasks));
 
@@ -286,7 +291,7 @@ COMMENT ON FUNCTION pgq.claim_limited IS 'Claim jobs under rate, concurrency and
 -- answer that comes out early only costs one claim that finds nothing
 -- (and the worker waits recheck_ms after a claim that found nothing
 -- although 0 was the answer).
-CREATE FUNCTION pgq.limited_wait_ms(queues text[], mutex_tasks jsonb, recheck_ms float8)
+CREATE FUNCTION pgq.limited_wait_ms(queues text[], mutex_tasks jsonb, recheck_ms float8, known_tasks text[])
 RETURNS float8
 LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
@@ -310,7 +315,8 @@ BEGIN
                           lm.tokens + greatest(0, extract(epoch FROM ts - lm.refilled_at)) * lm.per_second)
                END AS tokens
           FROM pgq.limits AS lm
-         WHERE lm.scope = 'task' OR (lm.scope = 'queue' AND lm.name = ANY (limited_wait_ms.queues))
+         WHERE (lm.scope = 'task' AND (limited_wait_ms.known_tasks IS NULL OR lm.name = ANY (limited_wait_ms.known_tasks)))
+            OR (lm.scope = 'queue' AND lm.name = ANY (limited_wait_ms.queues))
     LOOP
         IF l.scope = 'task' THEN lim_tasks := lim_tasks || l.name; ELSE lim_queues := lim_queues || l.name; END IF;
         full_ := false;

@@ -9,12 +9,13 @@ SELECT j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retri
        j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
        j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
        (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired
-  FROM pgq.claim_limited(@worker_id::text, @queues::text[], @max_jobs::integer, @mutex_tasks::jsonb, @scan_max::integer) AS j;
+  FROM pgq.claim_limited(@worker_id::text, @queues::text[], @max_jobs::integer, @mutex_tasks::jsonb, @scan_max::integer,
+                         sqlc.narg(known_tasks)::text[]) AS j;
 
 -- name: LimitedWait :one
 -- Milliseconds until a limited job of the queues may be claimable
 -- (+Infinity: none waits); recheck_ms when one waits on a running job.
-SELECT pgq.limited_wait_ms(@queues::text[], @mutex_tasks::jsonb, @recheck_ms::float8)::float8 AS wait_ms;
+SELECT pgq.limited_wait_ms(@queues::text[], @mutex_tasks::jsonb, @recheck_ms::float8, sqlc.narg(known_tasks)::text[])::float8 AS wait_ms;
 
 -- name: LimitsSummary :many
 -- What a worker caches: every limited task, the limited queues among its

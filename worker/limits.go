@@ -62,6 +62,7 @@ type limiter struct {
 	view       *limitsView
 	mutexTasks json.RawMessage // {"task": ["field", ...]} of the registered mutex tasks
 	hasMutex   bool
+	known      []string // the registered tasks: limited jobs of others are left to other workers
 
 	refresh atomic.Bool // re-read the limits before the next claim
 	poked   atomic.Bool // a wake-up came: a limited job may be new
@@ -82,7 +83,9 @@ func newLimiter(tasks map[string]*task) *limiter {
 		}
 	}
 	b, _ := json.Marshal(m)
-	return &limiter{mutexTasks: b, hasMutex: len(m) > 0}
+	known := taskNames(tasks)
+	slices.Sort(known)
+	return &limiter{mutexTasks: b, hasMutex: len(m) > 0, known: known}
 }
 
 // refreshSoon makes the next claim re-read the limits and try the limited
@@ -156,7 +159,7 @@ func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]db.
 	l.last = time.Now()
 	rows, err := w.q.ClaimLimitedJobs(ctx, db.ClaimLimitedJobsParams{
 		WorkerID: w.cfg.WorkerID, Queues: v.qs.list, MaxJobs: int32(n),
-		MutexTasks: l.mutexTasks, ScanMax: int32(max(limitedScanMin, 4*n)),
+		MutexTasks: l.mutexTasks, ScanMax: int32(max(limitedScanMin, 4*n)), KnownTasks: l.known,
 	})
 	if err != nil {
 		l.next = l.last.Add(limitRecheck)
@@ -172,7 +175,7 @@ func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]db.
 		return out, nil
 	}
 	ms, err := w.q.LimitedWait(ctx, db.LimitedWaitParams{
-		Queues: v.qs.list, MutexTasks: l.mutexTasks, RecheckMs: float64(limitRecheck / time.Millisecond),
+		Queues: v.qs.list, MutexTasks: l.mutexTasks, RecheckMs: float64(limitRecheck / time.Millisecond), KnownTasks: l.known,
 	})
 	switch {
 	case err != nil:

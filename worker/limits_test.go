@@ -293,3 +293,28 @@ func TestLimitedQueuePaused(t *testing.T) {
 	require.NoError(t, b.client.ResumeQueue(ctx, "slow"))
 	b.waitState(t, held, "succeeded")
 }
+
+func TestLimitedTaskLeftToWorkersThatKnowIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	noop := func(ctx context.Context, job *worker.Job[json.RawMessage]) (any, error) { return nil, nil }
+	other := worker.NewRegistry()
+	other.HandleFunc("o.task", noop, nil)
+	b.reg.HandleFunc("k.task", noop, nil)
+	require.NoError(t, b.client.SetLimit(ctx, queue.Limit{Scope: queue.LimitTask, Name: "k.task", Concurrency: 1}))
+	limited := b.enqueue(t, queue.Raw{Task: "k.task"}, nil)
+
+	w, err := worker.New(b.db.Pool, other, b.config(nil))
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(rctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	b.waitState(t, b.enqueue(t, queue.Raw{Task: "o.task"}, nil), "succeeded")
+	b.waitState(t, b.enqueue(t, queue.Raw{Task: "o.task"}, nil), "succeeded")
+	require.Equal(t, queue.StateAvailable, b.job(t, limited).State, "a worker without a handler leaves a limited job alone")
+
+	b.start(t, b.config(nil))
+	b.waitState(t, limited, "succeeded")
+}
