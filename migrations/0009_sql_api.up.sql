@@ -409,7 +409,12 @@ BEGIN
     END IF;
 
     IF limited AND cardinality(ids) < claim.n THEN
-        EXECUTE $q$SELECT coalesce(array_agg(l.id), '{}') FROM pgq.claim_limited($1, $2, $3, '{}'::jsonb, $4) AS l$q$
+        -- No mutex tasks (an SQL worker registers none); scan_max as the Go
+        -- fetcher sets it; known_tasks, where the function takes them,
+        -- NULL: any task.
+        EXECUTE format($q$SELECT coalesce(array_agg(l.id), '{}') FROM pgq.claim_limited($1, $2, $3, '{}'::jsonb, $4%s) AS l$q$,
+                       CASE WHEN to_regprocedure('pgq.claim_limited(text, text[], integer, jsonb, integer, text[])') IS NOT NULL
+                            THEN ', NULL::text[]' ELSE '' END)
            INTO more USING claim.worker_id, claim.queues, claim.n - cardinality(ids), greatest(100, 4 * (claim.n - cardinality(ids)));
         ids := ids || more;
     END IF;
@@ -482,7 +487,10 @@ BEGIN
                             WHERE (l.scope = 'task' AND l.name = j.task) OR (l.scope = 'queue' AND l.name = j.queue))
            AND NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = j.queue AND p.paused) $q$
        INTO wait USING next_run_in.queues;
-    EXECUTE $q$SELECT pgq.limited_wait_ms($1, '{}'::jsonb, 100)$q$ INTO limited USING next_run_in.queues;
+    EXECUTE format($q$SELECT pgq.limited_wait_ms($1, '{}'::jsonb, 100::float8%s)$q$,
+                   CASE WHEN to_regprocedure('pgq.limited_wait_ms(text[], jsonb, float8, text[])') IS NOT NULL
+                        THEN ', NULL::text[]' ELSE '' END)
+       INTO limited USING next_run_in.queues;
     IF limited IS NOT NULL AND limited < 'Infinity'::float8 THEN
         wait := least(coalesce(wait, 'Infinity'::float8), limited / 1000.0);
     END IF;

@@ -17,6 +17,7 @@ import (
 	"github.com/pgq/pgq/internal/schema"
 	"github.com/pgq/pgq/queue"
 	"github.com/pgq/pgq/worker"
+	"github.com/pgq/pgq/workflow"
 )
 
 // The Python worker (clients/python/pgq/worker.py, `python3 -m pgq
@@ -243,6 +244,21 @@ func TestPythonWorkerRunsJobsFromGo(t *testing.T) {
 		defer cancel()
 		require.NoError(t, e.AsyncResult().Get(wctx, &out))
 		require.Equal(t, "python", out.By)
+	})
+
+	t.Run("workflow steps", func(t *testing.T) {
+		res, err := workflow.Apply(ctx, client, workflow.Chain(
+			workflow.Task(Report{Month: "2027-02", Rows: 9}, py),
+			workflow.Task(queue.Raw{Task: "py.parent"}, py),
+		))
+		require.NoError(t, err)
+		var out struct {
+			Parent ReportFile `json:"parent"`
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		require.NoError(t, res.Get(wctx, &out))
+		require.Equal(t, ReportFile{Month: "2027-02", Rows: 9, File: "report-2027-02.csv", By: "python"}, out.Parent)
 	})
 
 	t.Run("remote control", func(t *testing.T) {

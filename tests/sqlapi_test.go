@@ -17,6 +17,7 @@ import (
 	"github.com/pgq/pgq/internal/schema"
 	"github.com/pgq/pgq/queue"
 	"github.com/pgq/pgq/worker"
+	"github.com/pgq/pgq/workflow"
 )
 
 // The SQL API of migration 0009 (docs/sql.md) is the way in for workers
@@ -484,6 +485,8 @@ func TestSQLFailSnoozeHandBack(t *testing.T) {
 	require.Equal(t, 0, j.Attempt)
 	require.Empty(t, j.Errors)
 	require.InDelta(t, 30, runAt(id), 0.5)
+	require.InDelta(t, 30, scalar[float64](t, s, `SELECT pgq.next_run_in(ARRAY['sq'])`), 0.5, "the snoozed job is the next due")
+	require.Nil(t, scalar[*float64](t, s, `SELECT pgq.next_run_in(ARRAY['empty'])`), "none waits")
 
 	// Hand back: available now, refunded, unheld.
 	id = enqueue(nil)
@@ -728,4 +731,52 @@ func TestSQLClaimHonoursLimits(t *testing.T) {
 	due := scalar[*float64](t, s, `SELECT pgq.next_run_in(ARRAY['default'])`)
 	require.NotNil(t, due)
 	require.LessOrEqual(t, *due, 0.1)
+}
+
+// A workflow whose steps are run by an SQL worker advances as if Go ran
+// them: pgq.complete fires the same continuation (migration 0008's
+// trigger), the next step becomes claimable with the previous result as
+// its input (pgq.workflow_input), and the workflow's result is the last
+// step's; a step failed for good by pgq.fail fails the workflow.
+func TestSQLWorkerRunsWorkflowSteps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := setupSQLAPI(t)
+	s.register(t, "sql-wf", "wf")
+	opts := &queue.Options{Queue: "wf"}
+	res, err := workflow.Apply(ctx, s.client, workflow.Chain(
+		workflow.Task(queue.Raw{Task: "py.first", Args: json.RawMessage(`{"n": 1}`)}, opts),
+		workflow.Task(queue.Raw{Task: "py.second"}, opts),
+	))
+	require.NoError(t, err)
+
+	got := s.claim(t, "sql-wf", []string{"wf"}, 10)
+	require.Len(t, got, 1, "only the first step is runnable")
+	require.Equal(t, "py.first", got[0].Task)
+	require.True(t, scalar[bool](t, s, `SELECT pgq.complete('sql-wf', $1, $2, '{"n": 2}')`, got[0].ID, got[0].Attempt))
+
+	got = s.claim(t, "sql-wf", []string{"wf"}, 10)
+	require.Len(t, got, 1, "the completion started the next step")
+	require.Equal(t, "py.second", got[0].Task)
+	require.JSONEq(t, `{"n": 2}`, scalar[string](t, s, `SELECT pgq.workflow_input($1)::text`, got[0].ID))
+	require.True(t, scalar[bool](t, s, `SELECT pgq.complete('sql-wf', $1, $2, '{"n": 3}')`, got[0].ID, got[0].Attempt))
+	var out map[string]int
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	require.NoError(t, res.Get(wctx, &out))
+	require.Equal(t, map[string]int{"n": 3}, out)
+
+	failing, err := workflow.Apply(ctx, s.client, workflow.Chain(
+		workflow.Task(queue.Raw{Task: "py.first"}, opts),
+		workflow.Task(queue.Raw{Task: "py.second"}, opts),
+	))
+	require.NoError(t, err)
+	got = s.claim(t, "sql-wf", []string{"wf"}, 10)
+	require.Len(t, got, 1)
+	require.Equal(t, queue.StateFailed, scalar[string](t, s, `SELECT pgq.fail('sql-wf', $1, $2, 'ValueError: bad', permanent => true)`, got[0].ID, got[0].Attempt))
+	err = failing.Get(wctx, nil)
+	var wfErr *workflow.Error
+	require.ErrorAs(t, err, &wfErr)
+	require.Contains(t, wfErr.Error(), "ValueError: bad")
+	require.Empty(t, s.claim(t, "sql-wf", []string{"wf"}, 10), "the second step was cancelled, not started")
 }

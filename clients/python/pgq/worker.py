@@ -189,6 +189,7 @@ class Job:
         self.time_limit = None if time_limit_ms is None else time_limit_ms / 1000.0
         self.soft_time_limit = None if soft_time_limit_ms is None else soft_time_limit_ms / 1000.0
         self._soft = threading.Event()
+        self._worker = None
 
     def __repr__(self):
         return "<pgq.Job %d %s attempt %d>" % (self.id, self.task, self.attempt)
@@ -196,6 +197,16 @@ class Job:
     def soft_limit_exceeded(self):
         """Whether the attempt's soft time limit has passed."""
         return self._soft.is_set()
+
+    def parent_result(self):
+        """What the step before this one produced, for a step of a workflow
+        (``<schema>.workflow_input``, Go's Job.ParentResult): the previous
+        chain step's result, a chord callback's list of member results, or
+        a failure for an error callback. None when there is nothing."""
+        if self._worker is None:
+            return None
+        rows = self._worker._write("SELECT pgq.workflow_input(%s)::text", (self.id,))
+        return json.loads(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 def _json_value(v):
@@ -475,7 +486,8 @@ class Worker:
                 # A retry or countdown due before the next poll: wake for it.
                 try:
                     due = self._sql(self._main, "SELECT pgq.next_run_in(%s)", [self.queues])[0][0]
-                except Exception:
+                except Exception as exc:
+                    log.debug("next_run_in failed; polling: %s", exc)
                     due = None
                 if due is not None:
                     timeout = min(timeout, max(due, 0.0) + 0.005)
@@ -538,7 +550,9 @@ class Worker:
             [self.id, self.queues, free],
         )
         for row in rows:
-            self._start(Job(row, self.id))
+            job = Job(row, self.id)
+            job._worker = self
+            self._start(job)
         return len(rows)
 
     # -- running one job -----------------------------------------------------

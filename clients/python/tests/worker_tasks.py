@@ -77,3 +77,9 @@ def snooze_once(job):
         _snoozed.add(job.id)
         raise pgq.Snooze(0.1)
     return {"attempt": job.attempt}
+
+
+@pgq.register("py.parent", bind=True)
+def parent(job):
+    """A workflow step: returns what the step before it produced."""
+    return {"parent": job.parent_result()}
