@@ -16,6 +16,7 @@ import (
 	"github.com/pgq/pgq/periodic"
 	"github.com/pgq/pgq/queue"
 	"github.com/pgq/pgq/worker"
+	"github.com/pgq/pgq/workflow"
 )
 
 // Limits of the API.
@@ -25,8 +26,6 @@ const (
 	JobsPageMax     = 500
 	// BulkMax is the most job ids one bulk action takes.
 	BulkMax = 1000
-	// familyMax is the most workflow relatives a job page lists.
-	familyMax = 200
 	// goneWorkersWindow is how far back the workers page looks for
 	// workers that finished jobs and are no longer registered.
 	goneWorkersWindow = time.Hour
@@ -34,6 +33,10 @@ const (
 	controlTimeout = 2 * time.Second
 	maxBody        = 1 << 20
 )
+
+// jobStates are the states the jobs page filters by: queue.States and
+// pending, the state of a workflow step waiting for an earlier one.
+var jobStates = append([]string{"pending"}, queue.States...)
 
 // aliveAge is the heartbeat age up to which a registered worker counts as
 // alive: three missed heartbeats at the default interval.
@@ -117,12 +120,20 @@ func (h *handler) apiSession(w http.ResponseWriter, r *http.Request) {
 
 // --- overview ---
 
+// FinishedWindow is how far back the overview counts finished jobs
+// (succeeded, failed, cancelled): counting all of them would read the whole
+// table at every refresh. The queues page has the full counts.
+const FinishedWindow = time.Hour
+
 // Overview is the body of GET /api/overview and of the "overview" event.
+// Counts of waiting and running jobs are complete; counts of finished
+// jobs cover the last FinishedWindowSeconds.
 type Overview struct {
-	GeneratedAt time.Time        `json:"generated_at"`
-	Totals      map[string]int64 `json:"totals"`
-	Queues      []QueueOverview  `json:"queues"`
-	Workers     struct {
+	GeneratedAt           time.Time        `json:"generated_at"`
+	FinishedWindowSeconds float64          `json:"finished_window_seconds"`
+	Totals                map[string]int64 `json:"totals"`
+	Queues                []QueueOverview  `json:"queues"`
+	Workers               struct {
 		Alive int `json:"alive"`
 		Total int `json:"total"`
 	} `json:"workers"`
@@ -144,14 +155,16 @@ type OldestWaiting struct {
 	AgeSeconds float64   `json:"age_seconds"`
 }
 
+// overview lists the queues that have a settings row, waiting or running
+// jobs, or jobs finished within FinishedWindow.
 func (h *handler) overview(ctx context.Context) (*Overview, error) {
-	qs, err := h.client.ListQueues(ctx)
+	settings, err := h.q.DashboardQueueSettings(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("queue settings: %w", err)
 	}
-	stats, err := h.client.QueueStats(ctx)
+	counts, err := h.q.DashboardQueueCounts(ctx, time.Now().Add(-FinishedWindow))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("queue counts: %w", err)
 	}
 	oldest, err := h.q.DashboardOldestWaiting(ctx)
 	if err != nil {
@@ -161,29 +174,26 @@ func (h *handler) overview(ctx context.Context) (*Overview, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Overview{GeneratedAt: time.Now().UTC(), Totals: map[string]int64{}}
-	for _, s := range queue.States {
-		o.Totals[s] = 0
-	}
+	o := &Overview{GeneratedAt: time.Now().UTC(), FinishedWindowSeconds: FinishedWindow.Seconds(), Totals: zeroCounts()}
 	idx := map[string]int{}
-	for _, q := range qs {
-		idx[q.Name] = len(o.Queues)
-		o.Queues = append(o.Queues, QueueOverview{Name: q.Name, Paused: q.Paused, Counts: zeroCounts()})
-	}
-	for _, s := range stats {
-		i, ok := idx[s.Queue]
-		if !ok { // a queue that appeared between the two statements
+	queueAt := func(name string) int {
+		i, ok := idx[name]
+		if !ok {
 			i = len(o.Queues)
-			idx[s.Queue] = i
-			o.Queues = append(o.Queues, QueueOverview{Name: s.Queue, Counts: zeroCounts()})
+			idx[name] = i
+			o.Queues = append(o.Queues, QueueOverview{Name: name, Counts: zeroCounts()})
 		}
-		o.Queues[i].Counts[s.State] = s.Count
-		o.Totals[s.State] += s.Count
+		return i
+	}
+	for _, q := range settings {
+		o.Queues[queueAt(q.Name)].Paused = q.Paused
+	}
+	for _, c := range counts {
+		o.Queues[queueAt(c.Queue)].Counts[c.State] += c.Count
+		o.Totals[c.State] += c.Count
 	}
 	for _, r := range oldest {
-		if i, ok := idx[r.Queue]; ok {
-			o.Queues[i].OldestWaiting = &OldestWaiting{ID: r.ID, RunAt: r.RunAt, AgeSeconds: r.AgeSeconds}
-		}
+		o.Queues[queueAt(r.Queue)].OldestWaiting = &OldestWaiting{ID: r.ID, RunAt: r.RunAt, AgeSeconds: r.AgeSeconds}
 	}
 	slices.SortFunc(o.Queues, func(a, b QueueOverview) int { return strings.Compare(a.Name, b.Name) })
 	if o.Queues == nil {
@@ -328,6 +338,10 @@ type JobsPage struct {
 // few jobs (about 30 to 150 ms on the measured machine, docs/dashboard.md).
 const JobsScanIDs = 100_000
 
+// JobsSearchScanIDs replaces JobsScanIDs for a request with a search text,
+// which reads every row's args and errors as text.
+const JobsSearchScanIDs = 20_000
+
 func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request) {
 	p, limit, err := jobsParams(r)
 	if err != nil {
@@ -342,7 +356,11 @@ func (h *handler) apiJobs(w http.ResponseWriter, r *http.Request) {
 		}
 		p.BeforeID = maxID + 1
 	}
-	p.MinID = max(p.BeforeID-JobsScanIDs, 0)
+	scan := int64(JobsScanIDs)
+	if p.Search != nil {
+		scan = JobsSearchScanIDs
+	}
+	p.MinID = max(p.BeforeID-scan, 0)
 	rows, err := h.q.DashboardJobs(r.Context(), p)
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("list jobs: %w", err))
@@ -368,8 +386,8 @@ func jobsParams(r *http.Request) (db.DashboardJobsParams, int, error) {
 	q := r.URL.Query()
 	var p db.DashboardJobsParams
 	if s := q.Get("state"); s != "" {
-		if !slices.Contains(queue.States, s) {
-			return p, 0, badRequest("state %q: use one of %v", s, queue.States)
+		if !slices.Contains(jobStates, s) {
+			return p, 0, badRequest("state %q: use one of %v", s, jobStates)
 		}
 		p.State = &s
 	}
@@ -429,12 +447,13 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-// JobDetail is the body of GET /api/jobs/{id}.
+// JobDetail is the body of GET /api/jobs/{id}. Workflow is the tree of
+// the workflow the job belongs to (package workflow), nil for a job
+// enqueued on its own.
 type JobDetail struct {
-	Job       *queue.Job `json:"job"`
-	Timeline  []Event    `json:"timeline"`
-	Parent    *Relative  `json:"parent,omitempty"`
-	Relatives []Relative `json:"relatives"`
+	Job      *queue.Job     `json:"job"`
+	Timeline []Event        `json:"timeline"`
+	Workflow *workflow.Step `json:"workflow,omitempty"`
 }
 
 // Event is one step in a job's life.
@@ -443,17 +462,6 @@ type Event struct {
 	Kind    string    `json:"kind"` // created, scheduled, error, started, finished
 	Attempt int       `json:"attempt,omitempty"`
 	Text    string    `json:"text"`
-}
-
-// Relative is another job of the same workflow.
-type Relative struct {
-	ID       int64     `json:"id"`
-	Task     string    `json:"task"`
-	Queue    string    `json:"queue"`
-	State    string    `json:"state"`
-	ParentID *int64    `json:"parent_id,omitempty"`
-	Relation string    `json:"relation"` // parent, child, root, member
-	Created  time.Time `json:"created_at"`
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -479,29 +487,16 @@ func (h *handler) apiJob(w http.ResponseWriter, r *http.Request) {
 	if j.Errors == nil {
 		j.Errors = []queue.JobError{}
 	}
-	d := JobDetail{Job: j, Timeline: timeline(j), Relatives: []Relative{}}
-	fam, err := h.q.DashboardJobFamily(r.Context(), db.DashboardJobFamilyParams{ID: id, RootID: j.RootID, MaxRows: familyMax})
-	if err != nil {
-		h.fail(w, r, fmt.Errorf("job %d: relatives: %w", id, err))
-		return
-	}
-	for _, f := range fam {
-		rel := Relative{ID: f.ID, Task: f.Task, Queue: f.Queue, State: f.State, ParentID: f.ParentID, Created: f.CreatedAt}
+	d := JobDetail{Job: j, Timeline: timeline(j)}
+	if j.RootID != nil {
+		tree, err := workflow.Inspect(r.Context(), h.client, id)
 		switch {
-		case j.ParentID != nil && f.ID == *j.ParentID:
-			rel.Relation = "parent"
-		case f.ParentID != nil && *f.ParentID == id:
-			rel.Relation = "child"
-		case j.RootID != nil && f.ID == *j.RootID:
-			rel.Relation = "root"
-		default:
-			rel.Relation = "member"
+		case err == nil:
+			d.Workflow = tree
+		case !errors.Is(err, workflow.ErrNotFound): // a tree already pruned is no error
+			h.fail(w, r, err)
+			return
 		}
-		if rel.Relation == "parent" {
-			p := rel
-			d.Parent = &p
-		}
-		d.Relatives = append(d.Relatives, rel)
 	}
 	writeJSON(w, http.StatusOK, d)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/pgq/pgq/periodic"
 	"github.com/pgq/pgq/queue"
 	"github.com/pgq/pgq/worker"
+	"github.com/pgq/pgq/workflow"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -308,24 +309,37 @@ func TestJobDetailActionsAndBulk(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, b.do(t, req{method: "POST", path: "/api/jobs/bulk", body: map[string]any{"action": "delete", "ids": []int64{1}, "extra": 1}}, nil).StatusCode)
 }
 
-func TestJobDetailListsWorkflowRelatives(t *testing.T) {
+func TestJobDetailShowsItsWorkflow(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	root := b.enqueue(t, "wf.root", `{}`, nil)
-	// The dashboard reads parent_id and root_id as the workflow package
-	// writes them; set them directly here.
-	child := b.enqueue(t, "wf.child", `{}`, nil)
-	_, err := b.db.Pool.Exec(context.Background(), fmt.Sprintf(`UPDATE %q.jobs SET parent_id = $1, root_id = $1 WHERE id = $2`, b.db.Schema), root, child)
+	ctx := context.Background()
+	res, err := workflow.Apply(ctx, b.client, workflow.Chain(
+		workflow.Task(queue.Raw{Task: "wf.first"}, nil),
+		workflow.Task(queue.Raw{Task: "wf.second"}, nil),
+	))
 	require.NoError(t, err)
+	tree, err := workflow.Inspect(ctx, b.client, res.ID)
+	require.NoError(t, err)
+	second := tree.Steps[1].ID
 
 	var d dashboard.JobDetail
-	require.Equal(t, http.StatusOK, b.do(t, req{path: fmt.Sprintf("/api/jobs/%d", child)}, &d).StatusCode)
-	require.NotNil(t, d.Parent)
-	require.Equal(t, root, d.Parent.ID)
-	require.Equal(t, http.StatusOK, b.do(t, req{path: fmt.Sprintf("/api/jobs/%d", root)}, &d).StatusCode)
-	require.Len(t, d.Relatives, 1)
-	require.Equal(t, child, d.Relatives[0].ID)
-	require.Equal(t, "child", d.Relatives[0].Relation)
+	require.Equal(t, http.StatusOK, b.do(t, req{path: fmt.Sprintf("/api/jobs/%d", second)}, &d).StatusCode)
+	require.Equal(t, "pending", d.Job.State)
+	require.NotNil(t, d.Workflow)
+	require.Equal(t, workflow.KindChain, d.Workflow.Kind)
+	require.Len(t, d.Workflow.Steps, 2)
+	require.Equal(t, "wf.first", d.Workflow.Steps[0].Task)
+	require.Equal(t, second, d.Workflow.Steps[1].ID)
+
+	// A job on its own has no workflow; pending jobs can be listed.
+	alone := b.enqueue(t, "t.alone", `{}`, nil)
+	d = dashboard.JobDetail{}
+	require.Equal(t, http.StatusOK, b.do(t, req{path: fmt.Sprintf("/api/jobs/%d", alone)}, &d).StatusCode)
+	require.Nil(t, d.Workflow)
+	var p dashboard.JobsPage
+	require.Equal(t, http.StatusOK, b.do(t, req{path: "/api/jobs?state=pending"}, &p).StatusCode)
+	require.Len(t, p.Jobs, 1)
+	require.Equal(t, second, p.Jobs[0].ID)
 }
 
 func TestSeriesCountsFinishedJobs(t *testing.T) {

@@ -55,62 +55,6 @@ func (q *Queries) DashboardGoneWorkers(ctx context.Context, arg DashboardGoneWor
 	return items, nil
 }
 
-const dashboardJobFamily = `-- name: DashboardJobFamily :many
-SELECT id, task, queue, state, parent_id, root_id, created_at
-  FROM pgq.jobs
- WHERE id <> $1::bigint
-   AND (parent_id = $1::bigint
-        OR ($2::bigint IS NOT NULL AND (root_id = $2::bigint OR id = $2::bigint)))
- ORDER BY id
- LIMIT $3
-`
-
-type DashboardJobFamilyParams struct {
-	ID      int64
-	RootID  *int64
-	MaxRows int32
-}
-
-type DashboardJobFamilyRow struct {
-	ID        int64
-	Task      string
-	Queue     string
-	State     string
-	ParentID  *int64
-	RootID    *int64
-	CreatedAt time.Time
-}
-
-// The workflow relatives of a job: its children (parent_id) and, when it
-// belongs to a workflow, the other members of that workflow (root_id).
-func (q *Queries) DashboardJobFamily(ctx context.Context, arg DashboardJobFamilyParams) ([]DashboardJobFamilyRow, error) {
-	rows, err := q.db.Query(ctx, dashboardJobFamily, arg.ID, arg.RootID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []DashboardJobFamilyRow
-	for rows.Next() {
-		var i DashboardJobFamilyRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.Task,
-			&i.Queue,
-			&i.State,
-			&i.ParentID,
-			&i.RootID,
-			&i.CreatedAt,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
 const dashboardJobs = `-- name: DashboardJobs :many
 SELECT id, task, queue, state, priority, attempt, max_retries, run_at, created_at, started_at, finished_at,
        coalesce(worker_id, '')::text AS worker_id,
@@ -260,6 +204,85 @@ func (q *Queries) DashboardOldestWaiting(ctx context.Context) ([]DashboardOldest
 			&i.RunAt,
 			&i.AgeSeconds,
 		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const dashboardQueueCounts = `-- name: DashboardQueueCounts :many
+SELECT queue, state, count(*)::bigint AS count
+  FROM pgq.jobs
+ WHERE state IN ('scheduled', 'available', 'retrying')
+ GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*)::bigint
+  FROM pgq.jobs
+ WHERE state = 'running'
+ GROUP BY queue, state
+UNION ALL
+SELECT queue, state, count(*)::bigint
+  FROM pgq.jobs
+ WHERE state IN ('succeeded', 'failed', 'cancelled')
+   AND finished_at >= $1::timestamptz
+ GROUP BY queue, state
+`
+
+type DashboardQueueCountsRow struct {
+	Queue string
+	State string
+	Count int64
+}
+
+// The overview's counts, cheap enough to run every few seconds on a large
+// table: waiting and running jobs through the partial indexes that hold
+// only them (jobs_fetch_idx, jobs_running_idx), finished jobs only since
+// a time through jobs_finished_idx. (Counting every finished row reads
+// the whole table: about half a second per million rows.)
+func (q *Queries) DashboardQueueCounts(ctx context.Context, finishedSince time.Time) ([]DashboardQueueCountsRow, error) {
+	rows, err := q.db.Query(ctx, dashboardQueueCounts, finishedSince)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DashboardQueueCountsRow
+	for rows.Next() {
+		var i DashboardQueueCountsRow
+		if err := rows.Scan(&i.Queue, &i.State, &i.Count); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const dashboardQueueSettings = `-- name: DashboardQueueSettings :many
+SELECT name, paused FROM pgq.queues ORDER BY name
+`
+
+type DashboardQueueSettingsRow struct {
+	Name   string
+	Paused bool
+}
+
+// Every queue with a settings row: its paused flag.
+func (q *Queries) DashboardQueueSettings(ctx context.Context) ([]DashboardQueueSettingsRow, error) {
+	rows, err := q.db.Query(ctx, dashboardQueueSettings)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []DashboardQueueSettingsRow
+	for rows.Next() {
+		var i DashboardQueueSettingsRow
+		if err := rows.Scan(&i.Name, &i.Paused); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

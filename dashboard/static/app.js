@@ -6,6 +6,8 @@
 
 const PAGE = 50;
 const STATES = ['scheduled', 'available', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+const FILTER_STATES = ['pending'].concat(STATES);
+const FINISHED = ['succeeded', 'failed', 'cancelled'];
 const SVG = 'http://www.w3.org/2000/svg';
 const app = { session: null, overview: null, page: null, onOverview: null, cleanup: null, es: null };
 
@@ -200,19 +202,22 @@ function pageOverview(main) {
 
   function renderOverview(o) {
     clear(tiles);
+    const win = fmtDur(o.finished_window_seconds).replace(/ 0m$| 0s$/, '');
+    const label = (s) => FINISHED.includes(s) ? s + ' (' + win + ')' : s;
     append(tiles, STATES.map((s) => el('div', { class: 'tile' },
       el('div', { class: 'n st-' + s, id: 'total-' + s, text: num(o.totals[s]) }),
-      el('div', { class: 'l', text: s }))));
+      el('div', { class: 'l', text: label(s) }))));
     append(tiles, el('div', { class: 'tile' }, el('div', { class: 'n', id: 'workers-alive', text: num(o.workers.alive) }), el('div', { class: 'l', text: 'workers alive' })));
     clear(table);
     if (!o.queues.length) { table.appendChild(el('p', { class: 'muted', text: 'No queues yet: enqueue a job.' })); return; }
-    const head = el('tr', {}, el('th', { text: 'queue' }), STATES.map((s) => el('th', { class: 'num', text: s })), el('th', { text: 'oldest waiting' }));
+    const head = el('tr', {}, el('th', { text: 'queue' }), STATES.map((s) => el('th', { class: 'num', text: label(s) })), el('th', { text: 'oldest waiting' }));
     const rows = o.queues.map((q) => el('tr', { dataset: { queue: q.name } },
       el('td', {}, el('a', { href: '#/jobs?queue=' + encodeURIComponent(q.name), text: q.name }), q.paused ? [' ', el('span', { class: 'badge st-retrying', text: 'paused' })] : null),
       STATES.map((s) => el('td', { class: 'num', dataset: { queue: q.name, state: s } },
         q.counts[s] ? el('a', { class: 'st-' + s, href: '#/jobs?queue=' + encodeURIComponent(q.name) + '&state=' + s, text: num(q.counts[s]) }) : el('span', { class: 'muted', text: '0' }))),
       el('td', {}, q.oldest_waiting ? [jobLink(q.oldest_waiting.id), ' ', el('span', { class: 'muted', text: fmtDur(q.oldest_waiting.age_seconds) })] : el('span', { class: 'muted', text: '–' }))));
     table.appendChild(el('table', { id: 'queues' }, el('thead', {}, head), el('tbody', {}, rows)));
+    table.appendChild(el('p', { class: 'muted', text: 'Finished jobs are counted over the last ' + win + '; the Queues page has the totals.' }));
   }
 
   async function loadSeries() {
@@ -250,7 +255,7 @@ function pageJobs(main, params) {
   };
   const selected = new Set();
   let before = 0;
-  const stateSel = el('select', { name: 'state' }, el('option', { value: '', text: 'any' }), STATES.map((s) => el('option', { value: s, text: s, selected: s === f.state })));
+  const stateSel = el('select', { name: 'state' }, el('option', { value: '', text: 'any' }), FILTER_STATES.map((s) => el('option', { value: s, text: s, selected: s === f.state })));
   const inp = (name, ph, type) => el('input', { name: name, value: f[name], placeholder: ph, type: type || 'text' });
   const queueIn = inp('queue', 'queue'), taskIn = inp('task', 'task'), qIn = inp('q', 'text in args or errors', 'search');
   const fromIn = el('input', { name: 'from', type: 'datetime-local', value: toLocalInput(f.from) });
@@ -372,12 +377,13 @@ function pageJob(main, id) {
       ['worker', j.worker_id || ''], ['unique key', j.unique_key || ''], ['expires', fmtTime(j.expires_at)],
       ['time limit', j.time_limit ? fmtDur(j.time_limit / 1e9) : ''], ['waited', waiting && j.run_at ? ago(j.run_at) : ''],
     ].filter((p) => p[1] !== '');
-    const wf = [];
-    if (d.parent) wf.push(el('p', {}, 'Parent: ', jobLink(d.parent.id), ' ', el('span', { class: 'mono', text: d.parent.task }), ' ', stateBadge(d.parent.state)));
-    if (d.relatives.length) {
-      wf.push(el('div', { class: 'table-wrap' }, el('table', { id: 'relatives' }, el('thead', {}, el('tr', {}, el('th', { text: 'relation' }), el('th', { text: 'id' }), el('th', { text: 'task' }), el('th', { text: 'state' }))),
-        el('tbody', {}, d.relatives.map((r) => el('tr', {}, el('td', { text: r.relation }), el('td', {}, jobLink(r.id)), el('td', { class: 'mono', text: r.task }), el('td', {}, stateBadge(r.state))))))));
-    }
+    const node = (n) => el('li', {},
+      el('span', { class: 'badge', text: n.role === 'step' ? n.kind : n.role + ' ' + n.kind }), ' ',
+      n.kind === 'task' ? (n.id === j.id ? el('strong', { text: '#' + n.id + ' (this job)' }) : jobLink(n.id)) : el('span', { class: 'muted', text: '#' + n.id }), ' ',
+      n.task ? el('span', { class: 'mono', text: n.task }) : null, ' ', stateBadge(n.state),
+      n.remaining !== undefined && n.remaining !== null ? el('span', { class: 'muted', text: ' ' + n.remaining + ' to go' }) : null,
+      (n.steps || []).length || (n.callbacks || []).length ? el('ul', { class: 'tree' }, (n.steps || []).map(node), (n.callbacks || []).map(node)) : null);
+    const wf = d.workflow ? [el('ul', { class: 'tree', id: 'workflow' }, node(d.workflow))] : [];
     append(box, [
       el('h1', {}, 'Job #' + j.id + ' ', stateBadge(j.state)),
       actions,
