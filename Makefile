@@ -60,3 +60,9 @@ bench-peers:
 ## bench-peers-test: vet, lint and test the side-by-side harness (bench/ is a module of its own, which `make verify` and `make unit` do not reach)
 bench-peers-test:
 	cd bench && $(GO) vet ./... && $(GO) tool -modfile=../tools/go.mod staticcheck ./... && $(GO) test -count=1 ./...
+
+.PHONY: soak
+
+## soak: the long fault suite (50,000 jobs, 4 worker processes, kills, terminated connections, PostgreSQL restarts, poison jobs; docs/reliability.md). `make test` runs its short version.
+soak:
+	PGQ_SOAK=1 $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./tests/
