@@ -75,10 +75,11 @@ func TestObserver(t *testing.T) {
 //	go test -run '^$' -bench 'Drain/concurrency=1000' -benchtime 50000x -count 2 ./worker/
 //
 // off: no observer and a noop TracerProvider, so no tracing work at all;
-// metrics: a metrics.WorkerMetrics observer, tracing as by default (the
-// global provider, unset: non-recording spans); metrics+tracing: the
-// observer and an SDK provider that samples every attempt into an
-// in-memory exporter.
+// metrics: a metrics.WorkerMetrics observer and still no tracing;
+// metrics+tracing: the observer and an SDK provider that samples every
+// attempt into an in-memory exporter. BenchmarkDrain itself runs with
+// the defaults: no observer, tracing through the global provider (unset
+// in the test: non-recording spans).
 func BenchmarkDrainObserved(b *testing.B) {
 	b.Run("concurrency=1000", func(b *testing.B) {
 		for _, mode := range []string{"off", "metrics", "metrics+tracing"} {
@@ -89,6 +90,7 @@ func BenchmarkDrainObserved(b *testing.B) {
 						c.TracerProvider = noop.NewTracerProvider()
 					case "metrics":
 						c.Observer = metrics.NewWorkerMetrics()
+						c.TracerProvider = noop.NewTracerProvider()
 					case "metrics+tracing":
 						c.Observer = metrics.NewWorkerMetrics()
 						exp := tracetest.NewInMemoryExporter()
