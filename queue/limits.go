@@ -77,8 +77,8 @@ func ParseRate(s string) (float64, error) {
 		return invalid("Rate", "invalid rate %q: %s; use a number of jobs per second, minute or hour, such as \"10/s\", \"100/m\" or \"1000/h\"", s, why)
 	}
 	num, unit, hasUnit := strings.Cut(s, "/")
-	num = strings.Trim(num, " \t")
-	unit = strings.Trim(unit, " \t")
+	num = strings.Trim(num, rateSpace)
+	unit = strings.Trim(unit, rateSpace)
 	if num == "" {
 		return 0, bad("the number is missing")
 	}
@@ -115,6 +115,11 @@ func ParseRate(s string) (float64, error) {
 	}
 	return r, nil
 }
+
+// rateSpace is the white space a rate may have around its parts: what
+// \s matches in PostgreSQL's regular expressions, so that pgq.parse_rate
+// accepts the same strings.
+const rateSpace = " \t\n\r\f\v"
 
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {

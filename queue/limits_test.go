@@ -72,7 +72,7 @@ func TestRateSyntaxMatchesSQL(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, nil)
-	for _, in := range []string{"10/s", "100/m", "1000/h", "10", "0.5/s", " 5 / m ", "0/s", "-1/s", "10/d", "1e3", "", "1.", "x"} {
+	for _, in := range []string{"10/s", "100/m", "1000/h", "10", "0.5/s", " 5 / m ", "0/s", "-1/s", "10/d", "1e3", "", "1.", "x", "10/s\n", "\t7\r/\fh\v", "10 s"} {
 		want, goErr := queue.ParseRate(in)
 		var got float64
 		err := b.db.Pool.QueryRow(ctx, schema.Rewrite(b.db.Schema, "SELECT pgq.parse_rate($1)"), in).Scan(&got)
