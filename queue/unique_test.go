@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgq/pgq/internal/schema"
@@ -165,14 +166,37 @@ func TestUniqueEnqueueTxIsOneStatement(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, nil)
-	for _, mode := range []queue.UniqueMode{queue.UniqueKeep, queue.UniqueReplace} {
-		tx, err := b.db.Pool.Begin(ctx)
+	cfg, err := pgxpool.ParseConfig(b.db.URL)
+	require.NoError(t, err)
+	tracer := &countingTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	client, err := queue.NewClient(pool, &queue.Config{Schema: b.db.Schema})
+	require.NoError(t, err)
+	// A first insert, then duplicates in each mode, and a mutex key.
+	for _, opts := range []*queue.Options{
+		{Unique: &queue.Unique{Scope: queue.UniqueWhilePending}},
+		{Unique: &queue.Unique{Scope: queue.UniqueWhilePending}},
+		{Unique: &queue.Unique{Scope: queue.UniqueWhilePending, Mode: queue.UniqueReplace}},
+		{Unique: &queue.Unique{Scope: queue.UniqueWhilePending, Mode: queue.UniqueReplaceArgs}},
+		{Unique: &queue.Unique{Key: "w", Window: time.Minute}},
+		{MutexKey: "m"},
+	} {
+		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
-		_, err = b.client.EnqueueTx(ctx, tx, sendEmail{}, &queue.Options{Unique: &queue.Unique{Mode: mode, Scope: queue.UniqueWhilePending}})
+		tracer.mu.Lock()
+		tracer.sqls = nil
+		tracer.mu.Unlock()
+		_, err = client.EnqueueTx(ctx, tx, sendEmail{}, opts)
 		require.NoError(t, err)
+		tracer.mu.Lock()
+		require.Len(t, tracer.sqls, 1, "enqueue in a transaction must cost one round trip: %v", tracer.sqls)
+		tracer.mu.Unlock()
 		require.NoError(t, tx.Commit(ctx))
 	}
-	require.Equal(t, 1, b.count(t, "true"))
+	require.Equal(t, 3, b.count(t, "true"))
 }
 
 func TestUniqueConcurrentReplace(t *testing.T) {
