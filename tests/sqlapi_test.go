@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -779,4 +780,69 @@ func TestSQLWorkerRunsWorkflowSteps(t *testing.T) {
 	require.ErrorAs(t, err, &wfErr)
 	require.Contains(t, wfErr.Error(), "ValueError: bad")
 	require.Empty(t, s.claim(t, "sql-wf", []string{"wf"}, 10), "the second step was cancelled, not started")
+}
+
+// Several SQL claimers and Go's ClaimJobs, side by side on the same
+// queues, never claim a job twice and leave none behind (FOR UPDATE SKIP
+// LOCKED in both).
+func TestSQLClaimConcurrentWithGo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := setupSQLAPI(t)
+	const total = 300
+	reqs := make([]queue.Request, total)
+	for i := range reqs {
+		reqs[i] = queue.Request{Args: queue.Raw{Task: "t.x"}, Options: &queue.Options{Queue: []string{"c1", "c2"}[i%2], Priority: queue.Ptr(i % 3)}}
+	}
+	_, err := s.client.EnqueueMany(ctx, reqs)
+	require.NoError(t, err)
+
+	queues := []string{"c1", "c2"}
+	type claimed struct {
+		by  string
+		ids []int64
+		err error
+	}
+	results := make(chan claimed)
+	claimer := func(name string, goPath bool) {
+		var mine []int64
+		for {
+			var got []int64
+			var err error
+			if goPath {
+				var rows []db.ClaimJobsRow
+				rows, err = db.New(schema.Wrap(s.db.Schema, s.db.Pool)).ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: name, Queues: queues, ExcludedTasks: []string{}, MaxJobs: 7})
+				for _, r := range rows {
+					got = append(got, r.ID)
+				}
+			} else {
+				var rows pgx.Rows
+				rows, err = s.db.Pool.Query(ctx, schema.Rewrite(s.db.Schema, `SELECT id FROM pgq.claim($1, $2, 7)`), name, queues)
+				if err == nil {
+					got, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				}
+			}
+			if err != nil || len(got) == 0 {
+				results <- claimed{by: name, ids: mine, err: err}
+				return
+			}
+			mine = append(mine, got...)
+		}
+	}
+	names := []string{"sql-1", "sql-2", "sql-3", "go-1", "go-2"}
+	for _, n := range names {
+		go claimer(n, strings.HasPrefix(n, "go-"))
+	}
+	seen := map[int64]string{}
+	for range names {
+		r := <-results
+		require.NoError(t, r.err, r.by)
+		for _, id := range r.ids {
+			prev, dup := seen[id]
+			require.False(t, dup, "job %d claimed by %s and %s", id, prev, r.by)
+			seen[id] = r.by
+		}
+	}
+	require.Len(t, seen, total, "every job claimed once")
+	require.Equal(t, total, scalar[int](t, s, `SELECT count(*) FROM pgq.jobs WHERE state = 'running' AND attempt = 1`))
 }
