@@ -78,6 +78,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&p.Tx.Duration, "tx-duration", 4*time.Second, "workload 4: seconds per variant (0 skips)")
 	fs.IntVar(&p.Tx.Clients, "tx-clients", 8, "workload 4: concurrent connections")
 	fs.IntVar(&p.WorkflowMembers, "workflow", 10_000, "workload 5: chord members (0 skips)")
+	fs.DurationVar(&p.Pinned.Steady.Duration, "pinned-duration", 0, "workload 6: length of each steady run, without and with xmin pinned (0 skips; it does not fit the 15-minute budget: try 100s)")
+	fs.DurationVar(&p.Pinned.Pin, "pinned-pin", 60*time.Second, "workload 6: how long each of the two REPEATABLE READ transactions stays open")
+	fs.Float64Var(&p.Pinned.Steady.Rate, "pinned-rate", 500, "workload 6: offered rate, jobs/s")
+	fs.IntVar(&p.Pinned.Steady.Producers, "pinned-producers", 8, "workload 6: concurrent producers")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -114,6 +118,10 @@ func QuickPlan() queuebench.Plan {
 		GrowthWaiting: 20_000, GrowthFinished: 20_000, GrowthMeasure: 5_000, GrowthRounds: 1,
 		Tx:              queuebench.TxParams{Duration: time.Second, Clients: 4},
 		WorkflowMembers: 1_000,
+		Pinned: queuebench.PinnedParams{
+			Steady: queuebench.SteadyParams{Rate: 500, Duration: 4 * time.Second, Producers: 4},
+			Pin:    2 * time.Second,
+		},
 	}
 }
 

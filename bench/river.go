@@ -259,3 +259,11 @@ func (r *riverSystem) Workflow(context.Context, int, func(int)) (queuebench.Work
 }
 
 func (r *riverSystem) Close(context.Context) error { return nil }
+
+func (r *riverSystem) PinXmin(ctx context.Context) (func(), error) {
+	return queuebench.PinXminOn(ctx, r.pool)
+}
+
+func (r *riverSystem) DeadTuples(ctx context.Context) (int64, error) {
+	return queuebench.DeadTuplesOf(ctx, r.pool, "public", "river_job")
+}

@@ -69,6 +69,14 @@ func NewPGQ(pool *pgxpool.Pool, schema string, cfg *PGQConfig) (*PGQ, error) {
 
 func (p *PGQ) table(name string) string { return pgx.Identifier{p.schema, name}.Sanitize() }
 
+// PinXmin implements XminPinner.
+func (p *PGQ) PinXmin(ctx context.Context) (func(), error) { return PinXminOn(ctx, p.pool) }
+
+// DeadTuples implements XminPinner.
+func (p *PGQ) DeadTuples(ctx context.Context) (int64, error) {
+	return DeadTuplesOf(ctx, p.pool, p.schema, "jobs")
+}
+
 // Close does nothing: the pool belongs to the caller.
 func (p *PGQ) Close(context.Context) error { return nil }
 

@@ -37,6 +37,8 @@ type Plan struct {
 	Tx TxParams
 	// WorkflowMembers is the chord size of the workflow workload.
 	WorkflowMembers int
+	// Pinned is workload 6; a zero Steady.Duration skips it.
+	Pinned PinnedParams
 }
 
 // Reporter follows a run: Begin and End bracket each system's run of a
@@ -122,6 +124,9 @@ func Run(ctx context.Context, plan Plan, entrants []Entrant, rep Reporter) (*Res
 	}
 	if plan.GrowthMeasure > 0 {
 		steps = append(steps, step{"growth", max(1, plan.GrowthRounds), r.growth})
+	}
+	if plan.Pinned.Steady.Duration > 0 && plan.Pinned.Steady.Rate > 0 {
+		steps = append(steps, step{"pinned", 1, r.pinned})
 	}
 	last := 0
 	for _, st := range steps {

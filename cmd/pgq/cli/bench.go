@@ -25,7 +25,11 @@ import (
 const BenchSchemaPrefix = "pgq_bench_"
 
 // benchWorkloads are the workload names --workloads accepts, in run order.
-var benchWorkloads = []string{"drain", "steady", "ramp", "growth", "tx", "workflow"}
+var benchWorkloads = []string{"drain", "steady", "ramp", "growth", "tx", "workflow", "pinned"}
+
+// benchWorkloadsDefault are the workloads run unless --workloads says
+// otherwise: all but the long pinned-xmin run.
+var benchWorkloadsDefault = benchWorkloads[:len(benchWorkloads)-1]
 
 // benchFlags are the flags of `pgq bench`.
 type benchFlags struct {
@@ -52,6 +56,10 @@ print a summary table; progress goes to stderr.
             --growth-finished finished jobs kept, against an empty table
   tx        business transactions (one INSERT) with and without an enqueue
   workflow  a chord of --workflow members against as many plain jobs
+  pinned    (not run by default: it takes 2 × --pinned-duration) a steady
+            --pinned-rate while two overlapping REPEATABLE READ
+            transactions hold back the xmin horizon for --pinned-pin
+            each, against the same run without them
 
 Every run works in a schema of its own (` + BenchSchemaPrefix + `<random>), created and
 dropped again, so it never touches pgq's real schema. Without a database
@@ -74,7 +82,7 @@ bench/ in pgq's repository ("make bench-peers").`,
 	}
 	fl := cmd.Flags()
 	p := &f.plan
-	fl.StringVar(&f.workloads, "workloads", strings.Join(benchWorkloads, ","), "workloads to run, comma-separated")
+	fl.StringVar(&f.workloads, "workloads", strings.Join(benchWorkloadsDefault, ","), "workloads to run, comma-separated: "+strings.Join(benchWorkloads, ", "))
 	fl.IntVar(&f.rounds, "rounds", 1, "runs of the drain, steady and tx workloads (the table shows median and range)")
 	fl.IntVar(&f.concurrency, "concurrency", queuebench.PGQConcurrencyDefault, "the worker's concurrency")
 	fl.IntVar(&p.DrainJobs, "drain-jobs", 100_000, "drain: jobs to bulk-insert and drain")
@@ -90,6 +98,9 @@ bench/ in pgq's repository ("make bench-peers").`,
 	fl.DurationVar(&p.Tx.Duration, "tx-duration", 5*time.Second, "tx: how long each variant runs")
 	fl.IntVar(&p.Tx.Clients, "tx-clients", 8, "tx: concurrent connections")
 	fl.IntVar(&p.WorkflowMembers, "workflow", 10_000, "workflow: chord members")
+	fl.Float64Var(&p.Pinned.Steady.Rate, "pinned-rate", 500, "pinned: offered rate, jobs/s")
+	fl.DurationVar(&p.Pinned.Steady.Duration, "pinned-duration", 100*time.Second, "pinned: length of each run, without and with the pins")
+	fl.DurationVar(&p.Pinned.Pin, "pinned-pin", 60*time.Second, "pinned: how long each REPEATABLE READ transaction stays open")
 	return cmd
 }
 
@@ -159,6 +170,12 @@ func (f *benchFlags) resolve(cmd *cobra.Command) (queuebench.Plan, error) {
 	}
 	if !want["workflow"] {
 		p.WorkflowMembers = 0
+	}
+	p.Pinned.Steady.Producers = p.Steady.Producers
+	if !want["pinned"] {
+		p.Pinned.Steady.Duration = 0
+	} else if p.Pinned.Steady.Rate <= 0 || p.Pinned.Steady.Duration <= 0 || p.Pinned.Pin <= 0 {
+		return p, usageErrorf(cmd, "--pinned-rate, --pinned-duration and --pinned-pin must be positive")
 	}
 	return p, nil
 }
