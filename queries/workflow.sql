@@ -3,46 +3,61 @@
 -- trigger and functions of migration 0008; see docs/workflow.md.
 
 -- name: InsertWorkflowJobs :exec
--- Every job of a workflow, in one statement, all pending: pgq.workflow_start
--- then makes the first ones available. The ids were reserved with
--- ReserveJobIDs. Options left NULL take the queue's defaults, as in
+-- Every job of a workflow, in one statement. The jobs that start at once
+-- (ready: the first steps) are available, or scheduled after their
+-- countdown, and their queues are woken at commit; the others are pending
+-- until the trigger of migration 0008 starts them. The ids were reserved
+-- with ReserveJobIDs. Options left NULL take the queue's defaults, as in
 -- InsertJob.
+WITH ins AS (
 INSERT INTO pgq.jobs (
     id, task, queue, state, priority, args, meta, max_retries,
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
     run_at, expires_at, parent_id, root_id
 )
-SELECT r.id, r.task, r.queue, 'pending',
+SELECT r.id, r.task, r.queue,
+       CASE WHEN NOT r.ready THEN 'pending'
+            WHEN coalesce(r.eta, now() + make_interval(secs => coalesce(r.countdown_ms, 0) / 1000.0)) > now() THEN 'scheduled'
+            ELSE 'available' END,
        coalesce(r.priority, d.priority, 0), r.args, r.meta,
        coalesce(r.max_retries, d.max_retries, 3),
        coalesce(r.retry_delay_ms, d.retry_delay_ms),
        coalesce(r.time_limit_ms, d.time_limit_ms),
        coalesce(r.soft_time_limit_ms, d.soft_time_limit_ms),
        r.ignore_result,
-       coalesce(r.eta, now()),
+       CASE WHEN r.ready THEN coalesce(r.eta, now() + make_interval(secs => coalesce(r.countdown_ms, 0) / 1000.0))
+            ELSE coalesce(r.eta, now()) END,
        coalesce(r.expires_at, now() + make_interval(secs => r.expires_in_ms / 1000.0)),
        r.parent_id, r.root_id
   FROM jsonb_to_recordset(@jobs::jsonb) AS r (
          id bigint, task text, queue text, priority smallint, args jsonb, meta jsonb,
          max_retries integer, retry_delay_ms integer, time_limit_ms integer,
          soft_time_limit_ms integer, ignore_result boolean, eta timestamptz,
-         expires_at timestamptz, expires_in_ms bigint, parent_id bigint, root_id bigint)
-  LEFT JOIN pgq.queues AS d ON d.name = r.queue;
+         countdown_ms bigint, expires_at timestamptz, expires_in_ms bigint,
+         parent_id bigint, root_id bigint, ready boolean)
+  LEFT JOIN pgq.queues AS d ON d.name = r.queue
+RETURNING queue, state
+)
+SELECT pg_notify('pgq.jobs', q.queue)
+  FROM (SELECT DISTINCT ins.queue FROM ins WHERE ins.state <> 'pending') AS q;
 
 -- name: InsertWorkflowNodes :exec
 -- Every node of a workflow (tasks, chains, groups, chords, callbacks).
-INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, immutable,
-                                callbacks, parent_kind, countdown_ms)
-SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.immutable,
-       r.callbacks, r.parent_kind, r.countdown_ms
+-- Nodes that start at once are inserted active (a group with its counter
+-- set), so that starting them costs no second write.
+INSERT INTO pgq.workflow_nodes (id, root_id, parent_id, role, position, kind, task, state, immutable,
+                                callbacks, parent_kind, remaining, countdown_ms)
+SELECT r.id, r.root_id, r.parent_id, r.role, r.position, r.kind, r.task, r.state, r.immutable,
+       r.callbacks, r.parent_kind, r.remaining, r.countdown_ms
   FROM jsonb_to_recordset(@nodes::jsonb) AS r (
          id bigint, root_id bigint, parent_id bigint, role text, position integer,
-         kind text, task text, immutable boolean, callbacks boolean, parent_kind text,
-         countdown_ms integer);
+         kind text, task text, state text, immutable boolean, callbacks boolean, parent_kind text,
+         remaining integer, countdown_ms integer);
 
 -- name: StartWorkflow :exec
--- Start a workflow's root: its first jobs become available, and their
--- queues are woken when the caller's transaction commits.
+-- Start a workflow's root when it was inserted pending (a workflow with an
+-- empty group to start: that group succeeds at once, which the database
+-- does); a root inserted active is left as it is.
 SELECT pgq.workflow_run(@id::bigint);
 
 -- name: WorkflowInput :one

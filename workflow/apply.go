@@ -31,7 +31,8 @@ func Apply(ctx context.Context, c *queue.Client, wf *Signature) (*Result, error)
 // ApplyTx enqueues the whole workflow inside the caller's transaction:
 // every job of it exists, and the first ones are woken, only if tx
 // commits. Jobs that wait for an earlier step are inserted in state
-// pending. It sends four statements whatever the workflow's size.
+// pending. It sends three statements whatever the workflow's size (four
+// when an empty group must start at once).
 //
 // Every signature is checked first, with the Client's routes and the
 // tasks' defaults, so that an invalid workflow returns an error matching
@@ -46,8 +47,15 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 	}
 	var f flattener
 	f.c = c
-	if err := f.walk(wf, -1, roleStep, 0, "workflow", false); err != nil {
+	if err := f.walk(wf, -1, roleStep, 0, "workflow", false, true); err != nil {
 		return nil, err
+	}
+	if f.emptyStart {
+		// An empty group that starts at once succeeds at once, which may
+		// start what follows it: leave all the starting to the database.
+		for i := range f.nodes {
+			f.nodes[i].active = false
+		}
 	}
 	q := db.New(schema.Wrap(c.Schema(), tx))
 	ids, err := q.ReserveJobIDs(ctx, int32(len(f.nodes)))
@@ -59,7 +67,13 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 	var jobs []jobRow
 	for i, n := range f.nodes {
 		row := nodeRow{ID: ids[i], RootID: root, Role: n.role, Position: n.position, Kind: n.kind,
-			Immutable: n.immutable, Callbacks: n.callbacks}
+			Immutable: n.immutable, Callbacks: n.callbacks, State: "pending"}
+		if n.active {
+			row.State = "active"
+			if n.kind == KindGroup {
+				row.Remaining = &f.nodes[i].members
+			}
+		}
 		var parent *int64
 		if n.parent >= 0 {
 			parent = &ids[n.parent]
@@ -76,6 +90,7 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 				MaxRetries: p.MaxRetries, RetryDelayMs: p.RetryDelayMs, TimeLimitMs: p.TimeLimitMs,
 				SoftTimeLimitMs: p.SoftTimeLimitMs, IgnoreResult: p.IgnoreResult, ETA: p.ETA,
 				ExpiresAt: p.ExpiresAt, ParentID: parent, RootID: root,
+				CountdownMs: row.CountdownMs, Ready: n.active,
 			}
 			if p.ExpiresIn != nil {
 				j.ExpiresInMs = queue.Ptr(p.ExpiresIn.Milliseconds())
@@ -92,14 +107,18 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 	if err != nil {
 		return nil, fmt.Errorf("enqueue workflow: encode nodes: %w", err)
 	}
-	if err := q.InsertWorkflowJobs(ctx, jobsJSON); err != nil {
-		return nil, fmt.Errorf("enqueue workflow: insert %d jobs: %w", len(jobs), err)
+	if len(jobs) > 0 {
+		if err := q.InsertWorkflowJobs(ctx, jobsJSON); err != nil {
+			return nil, fmt.Errorf("enqueue workflow: insert %d jobs: %w", len(jobs), err)
+		}
 	}
 	if err := q.InsertWorkflowNodes(ctx, nodesJSON); err != nil {
 		return nil, fmt.Errorf("enqueue workflow: insert %d nodes: %w", len(nodes), err)
 	}
-	if err := q.StartWorkflow(ctx, root); err != nil {
-		return nil, fmt.Errorf("enqueue workflow: start: %w", err)
+	if f.emptyStart {
+		if err := q.StartWorkflow(ctx, root); err != nil {
+			return nil, fmt.Errorf("enqueue workflow: start: %w", err)
+		}
 	}
 	return &Result{ID: root, c: c}, nil
 }
@@ -118,17 +137,22 @@ type flatNode struct {
 	kind      string
 	immutable bool
 	callbacks bool
+	active    bool            // starts when the workflow is enqueued
+	members   int             // groups: the number of members
 	job       *queue.Prepared // tasks only
 }
 
 type flattener struct {
 	c     *queue.Client
 	nodes []flatNode
+	// emptyStart says that an empty group starts at once.
+	emptyStart bool
 }
 
 // walk checks s and appends it and everything below it. consumed says
-// whether something receives s's result.
-func (f *flattener) walk(s *Signature, parent int, role string, position int, path string, consumed bool) error {
+// whether something receives s's result, active whether s starts when the
+// workflow is enqueued.
+func (f *flattener) walk(s *Signature, parent int, role string, position int, path string, consumed, active bool) error {
 	if s == nil {
 		return invalid(path, "signature is nil")
 	}
@@ -137,7 +161,7 @@ func (f *flattener) walk(s *Signature, parent int, role string, position int, pa
 	}
 	idx := len(f.nodes)
 	f.nodes = append(f.nodes, flatNode{parent: parent, role: role, position: position, kind: s.kind, immutable: s.immutable,
-		callbacks: len(s.links)+len(s.linkErrors) > 0})
+		callbacks: len(s.links)+len(s.linkErrors) > 0, active: active, members: len(s.steps)})
 	for _, l := range s.links {
 		if l != nil && !startsImmutable(l) {
 			consumed = true
@@ -175,7 +199,7 @@ func (f *flattener) walk(s *Signature, parent int, role string, position int, pa
 				next = step != nil && s.steps[i+1] != nil && !startsImmutable(s.steps[i+1])
 			}
 			name := fmt.Sprintf("%s.%s[%d]", path, s.kind, i)
-			if err := f.walk(step, idx, roleStep, i, name, next); err != nil {
+			if err := f.walk(step, idx, roleStep, i, name, next, active && i == 0); err != nil {
 				return err
 			}
 		}
@@ -183,8 +207,11 @@ func (f *flattener) walk(s *Signature, parent int, role string, position int, pa
 		if bad, ok := s.args.(invalidArgs); ok {
 			return invalid(path, "%v", bad.err)
 		}
+		if active && len(s.steps) == 0 {
+			f.emptyStart = true
+		}
 		for i, m := range s.steps {
-			if err := f.walk(m, idx, roleStep, i, fmt.Sprintf("%s.group[%d]", path, i), consumed); err != nil {
+			if err := f.walk(m, idx, roleStep, i, fmt.Sprintf("%s.group[%d]", path, i), consumed, active); err != nil {
 				return err
 			}
 		}
@@ -192,12 +219,12 @@ func (f *flattener) walk(s *Signature, parent int, role string, position int, pa
 		return invalid(path, "unknown signature kind %q", s.kind)
 	}
 	for i, l := range s.links {
-		if err := f.walk(l, idx, roleLink, i, fmt.Sprintf("%s.link[%d]", path, i), false); err != nil {
+		if err := f.walk(l, idx, roleLink, i, fmt.Sprintf("%s.link[%d]", path, i), false, false); err != nil {
 			return err
 		}
 	}
 	for i, l := range s.linkErrors {
-		if err := f.walk(l, idx, roleLinkError, i, fmt.Sprintf("%s.link_error[%d]", path, i), false); err != nil {
+		if err := f.walk(l, idx, roleLinkError, i, fmt.Sprintf("%s.link_error[%d]", path, i), false, false); err != nil {
 			return err
 		}
 	}
@@ -240,6 +267,8 @@ type nodeRow struct {
 	Position    int     `json:"position"`
 	Kind        string  `json:"kind"`
 	Task        *string `json:"task"`
+	State       string  `json:"state"`
+	Remaining   *int    `json:"remaining"`
 	Immutable   bool    `json:"immutable"`
 	Callbacks   bool    `json:"callbacks"`
 	ParentKind  *string `json:"parent_kind"`
@@ -259,6 +288,8 @@ type jobRow struct {
 	SoftTimeLimitMs *int32          `json:"soft_time_limit_ms"`
 	IgnoreResult    bool            `json:"ignore_result"`
 	ETA             *time.Time      `json:"eta"`
+	CountdownMs     *int64          `json:"countdown_ms"`
+	Ready           bool            `json:"ready"`
 	ExpiresAt       *time.Time      `json:"expires_at"`
 	ExpiresInMs     *int64          `json:"expires_in_ms"`
 	ParentID        *int64          `json:"parent_id"`

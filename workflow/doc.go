@@ -23,7 +23,7 @@
 // The whole tree is written when the workflow is enqueued: one row per
 // node in pgq.workflow_nodes (ids from the jobs' sequence, so a task's node
 // id is its job's id) and every job in pgq.jobs, those that must wait for
-// an earlier step in the state pending, which no claim reads. Four
+// an earlier step in the state pending, which no claim reads. Three
 // statements, whatever the size, all inside the caller's transaction.
 //
 // Every continuation is made by the database, in the transaction of the

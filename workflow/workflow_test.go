@@ -129,6 +129,9 @@ func TestNested(t *testing.T) {
 		{"group in group", workflow.Group(workflow.Group(task(add{A: 1}), task(add{A: 2})), task(add{A: 3})),
 			[]any{[]any{1.0, 2.0}, 3.0}},
 		{"empty group in chain", workflow.Chain(task(add{A: 1}), workflow.Group(), task(sum{})), 0.0},
+		{"empty group first", workflow.Chain(workflow.Group(), task(sum{})), 0.0},
+		{"empty group", workflow.Group(), []any{}},
+		{"empty group in a started group", workflow.Group(task(add{A: 1}), workflow.Group()), []any{1.0, []any{}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
