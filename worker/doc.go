@@ -39,6 +39,16 @@
 // sleeps until then, so a countdown or a retry runs on time without a
 // short poll interval.
 //
+// Limited jobs (a task or queue with a rate or concurrency limit in
+// pgq.limits, a task registered with TaskOptions.Mutex, a job enqueued
+// with a mutex key) are left out of that statement and claimed by a
+// second one, pgq.claim_limited, which runs one at a time per schema
+// under a transaction-scoped advisory lock, so that budgets and mutexes
+// hold across every worker. The worker caches which tasks and queues are
+// limited (re-read every second, and at once on the "limits" control
+// message) and, when limited jobs must wait, computes when the next token
+// is due instead of polling. See docs/limits.md.
+//
 // With Config.Autoscale the number of slots is not fixed: a claim that
 // fills every free slot (all busy, the backlog may hold more) adds half
 // as many slots again, up to Max; slots that stay unused for a whole
