@@ -86,7 +86,8 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 				row.CountdownMs = queue.Ptr((p.Countdown + time.Millisecond - 1).Milliseconds())
 			}
 			j := jobRow{
-				ID: ids[i], Task: p.Task, Queue: p.Queue, Priority: p.Priority, Args: p.Args, Meta: p.Headers,
+				ID: ids[i], Task: p.Task, Queue: p.Queue, Priority: p.Priority, Args: p.Args,
+				Meta: c.WithTraceContext(ctx, p.Headers), // the trace goes on to every step
 				MaxRetries: p.MaxRetries, RetryDelayMs: p.RetryDelayMs, TimeLimitMs: p.TimeLimitMs,
 				SoftTimeLimitMs: p.SoftTimeLimitMs, IgnoreResult: p.IgnoreResult, ETA: p.ETA,
 				ExpiresAt: p.ExpiresAt, ParentID: parent, RootID: root,
