@@ -87,7 +87,7 @@ func ApplyTx(ctx context.Context, tx pgx.Tx, c *queue.Client, wf *Signature) (*R
 			}
 			j := jobRow{
 				ID: ids[i], Task: p.Task, Queue: p.Queue, Priority: p.Priority, Args: p.Args,
-				Meta: c.WithTraceContext(ctx, p.Headers), // the trace goes on to every step
+				Meta:       c.WithTraceContext(ctx, p.Headers), // the trace goes on to every step
 				MaxRetries: p.MaxRetries, RetryDelayMs: p.RetryDelayMs, TimeLimitMs: p.TimeLimitMs,
 				SoftTimeLimitMs: p.SoftTimeLimitMs, IgnoreResult: p.IgnoreResult, ETA: p.ETA,
 				ExpiresAt: p.ExpiresAt, ParentID: parent, RootID: root,
