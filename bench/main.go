@@ -163,10 +163,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil && ctx.Err() == nil {
 		return err
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintf(stderr, "bench: stopped after %s (%v); the table has what was measured by then\n", time.Since(started).Round(time.Second), ctx.Err())
-	}
 	env.finish(started)
+	if ctx.Err() != nil {
+		env.cutShort = fmt.Sprintf("stopped after %s (%v): the table has what was measured by then", env.took, ctx.Err())
+		fmt.Fprintln(stderr, "bench:", env.cutShort)
+	}
 
 	var report strings.Builder
 	if err := writeReport(&report, env, o, res); err != nil {

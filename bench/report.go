@@ -34,6 +34,7 @@ type environment struct {
 	node        string
 	nodeVersion map[string]string
 	nodeErr     error
+	cutShort    string // why the run ended before its plan did
 }
 
 // pgSettings are the server settings the report lists.
@@ -138,6 +139,9 @@ func writeReport(w io.Writer, e *environment, o *options, res *queuebench.Result
 		rampList(p.RampRates), p.RampStep, p.RampProducers,
 		queuebench.FormatNumber(float64(p.GrowthWaiting), 0), queuebench.FormatNumber(float64(p.GrowthFinished), 0),
 		queuebench.FormatNumber(float64(p.GrowthMeasure), 0), p.Tx.Duration, p.Tx.Clients)
+	if e.cutShort != "" {
+		fmt.Fprintf(&b, "**The run was cut short**: %s.\n\n", e.cutShort)
+	}
 	b.WriteString("Each cell: median (lowest–highest) over the rounds; the ratio columns divide pgq's median by the peer's.\n\n")
 	if err := res.WriteTable(&b); err != nil {
 		return err
