@@ -76,7 +76,7 @@ var (
 		"Jobs stored in the database, by queue, task and state (scheduled, available, running, retrying; succeeded, failed, cancelled when the collector counts finished jobs).",
 		[]string{"queue", "task", "state"}, nil)
 	descOldest = prometheus.NewDesc("pgq_queue_oldest_runnable_seconds",
-		"Age of the oldest job of the queue that could run now and has not been claimed (now minus its run_at); 0 when none waits.",
+		"Age of the oldest job of the queue that could run now and has not been claimed (now minus its run_at); 0 when none waits. Paused queues included.",
 		[]string{"queue"}, nil)
 	descPaused = prometheus.NewDesc("pgq_queue_paused",
 		"1 when the queue is paused, 0 when not; only queues with a settings row in pgq.queues.", []string{"queue"}, nil)
