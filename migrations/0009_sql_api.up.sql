@@ -331,8 +331,8 @@ COMMENT ON FUNCTION pgq.unregister_worker(text) IS 'A worker''s clean stop: hand
 -- limited claim, pgq.claim_limited, exactly as a Go worker calls it: the
 -- ordinary claim leaves out the queues with a limit, the tasks with one
 -- and the jobs with a mutex key, and the limited claim takes them under
--- their limits. (The limits part is dynamic SQL guarded by to_regclass,
--- because this migration comes before 0010 and must work without it.)
+-- their limits. (This migration comes before 0010 and works without it:
+-- the limits part runs only when to_regclass finds pgq.limits.)
 --
 -- A claimed job whose expires_at has passed is ended here, as a Go
 -- worker ends it right after its claim (cancelled, the attempt not
@@ -349,10 +349,10 @@ RETURNS TABLE (id bigint, task text, queue text, priority integer, args jsonb, m
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    free     text[] := claim.queues;
-    excluded text[] := '{}';
-    extra    text := '';
-    limited  boolean := false;
+    free       text[] := claim.queues;
+    excluded   text[] := '{}';
+    has_limits boolean;
+    limited    boolean := false;
     ids      bigint[] := '{}';
     more     bigint[];
     gone     bigint[];
@@ -363,49 +363,78 @@ BEGIN
     IF claim.n IS NULL OR claim.n < 1 OR claim.queues IS NULL THEN
         RETURN;
     END IF;
-    IF to_regclass('pgq.limits') IS NOT NULL THEN
+    -- The statements that name 0010's objects (pgq.limits, mutex_key) are
+    -- static, so PL/pgSQL plans them once per session, but only ever
+    -- reached once 0010 is applied: PL/pgSQL resolves names when a
+    -- statement first runs, not when the function is created.
+    has_limits := to_regclass('pgq.limits') IS NOT NULL;
+    IF has_limits THEN
         -- LimitsSummary: the tasks with a limit and the given queues with
         -- one; and whether the limited claim has anything to look at.
-        EXECUTE $q$
-            SELECT ARRAY(SELECT l.name FROM pgq.limits AS l WHERE l.scope = 'task'),
-                   ARRAY(SELECT q FROM unnest($1::text[]) AS q
-                          WHERE NOT EXISTS (SELECT 1 FROM pgq.limits AS l WHERE l.scope = 'queue' AND l.name = q)),
-                   EXISTS (SELECT 1 FROM pgq.limits AS l WHERE l.scope = 'task' OR (l.scope = 'queue' AND l.name = ANY ($1)))
-                   OR EXISTS (SELECT 1 FROM unnest($1::text[]) AS q CROSS JOIN LATERAL (
-                               SELECT 1 FROM pgq.jobs AS w
-                                WHERE w.queue = q AND w.mutex_key IS NOT NULL
-                                  AND w.state IN ('scheduled', 'available', 'retrying') LIMIT 1) AS x) $q$
-           INTO excluded, free, limited USING claim.queues;
-        extra := 'AND w.mutex_key IS NULL AND w.task <> ALL ($4)';
+        SELECT ARRAY(SELECT l.name FROM pgq.limits AS l WHERE l.scope = 'task'),
+               ARRAY(SELECT q FROM unnest(claim.queues) AS q
+                      WHERE NOT EXISTS (SELECT 1 FROM pgq.limits AS l WHERE l.scope = 'queue' AND l.name = q)),
+               EXISTS (SELECT 1 FROM pgq.limits AS l WHERE l.scope = 'task' OR (l.scope = 'queue' AND l.name = ANY (claim.queues)))
+               OR EXISTS (SELECT 1 FROM unnest(claim.queues) AS q CROSS JOIN LATERAL (
+                           SELECT 1 FROM pgq.jobs AS w
+                            WHERE w.queue = q AND w.mutex_key IS NOT NULL
+                              AND w.state IN ('scheduled', 'available', 'retrying') LIMIT 1) AS x)
+          INTO excluded, free, limited;
     END IF;
 
     IF cardinality(free) > 0 THEN
-        EXECUTE format($q$
+        IF has_limits THEN
+            -- ClaimJobs since 0010: limited jobs are left to the limited claim.
             WITH claimed AS (
             UPDATE pgq.jobs AS j
-               SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $1
+               SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = claim.worker_id
              WHERE j.id = ANY (ARRAY(
                     SELECT c.id
-                      FROM unnest($2::text[]) AS q
+                      FROM unnest(free) AS q
                      CROSS JOIN LATERAL (
                            SELECT w.id, w.priority, w.run_at
                              FROM pgq.jobs AS w
                             WHERE w.queue = q
                               AND w.state IN ('scheduled', 'available', 'retrying')
                               AND w.run_at <= now()
-                              %s
+                              AND w.mutex_key IS NULL
+                              AND w.task <> ALL (excluded)
                             ORDER BY w.priority DESC, w.run_at, w.id
-                            LIMIT $3
+                            LIMIT claim.n
                               FOR UPDATE SKIP LOCKED
                            ) AS c
                      WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
                      ORDER BY c.priority DESC, c.run_at, c.id
-                     LIMIT $3
+                     LIMIT claim.n
                    ))
             RETURNING j.id
             )
-            SELECT coalesce(array_agg(claimed.id), '{}') FROM claimed $q$, extra)
-          INTO ids USING claim.worker_id, free, claim.n, excluded;
+            SELECT coalesce(array_agg(claimed.id), '{}') INTO ids FROM claimed;
+        ELSE
+            WITH claimed AS (
+            UPDATE pgq.jobs AS j
+               SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = claim.worker_id
+             WHERE j.id = ANY (ARRAY(
+                    SELECT c.id
+                      FROM unnest(free) AS q
+                     CROSS JOIN LATERAL (
+                           SELECT w.id, w.priority, w.run_at
+                             FROM pgq.jobs AS w
+                            WHERE w.queue = q
+                              AND w.state IN ('scheduled', 'available', 'retrying')
+                              AND w.run_at <= now()
+                            ORDER BY w.priority DESC, w.run_at, w.id
+                            LIMIT claim.n
+                              FOR UPDATE SKIP LOCKED
+                           ) AS c
+                     WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = q AND p.paused)
+                     ORDER BY c.priority DESC, c.run_at, c.id
+                     LIMIT claim.n
+                   ))
+            RETURNING j.id
+            )
+            SELECT coalesce(array_agg(claimed.id), '{}') INTO ids FROM claimed;
+        END IF;
     END IF;
 
     IF limited AND cardinality(ids) < claim.n THEN
