@@ -3,17 +3,20 @@ package queuebench
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Bar is a Reporter that draws a progress bar on a terminal (or any
-// writer), redrawn at most ten times a second, and prints one line per
-// finished run with its duration or error.
+// Bar is a Reporter that draws a progress bar on a terminal, redrawn at
+// most ten times a second, and prints one line per finished run with its
+// duration or error. On anything but a terminal (a log file, a pipe) it
+// prints only those lines, once a run starts and once it ends.
 type Bar struct {
 	w     io.Writer
 	width int
+	tty   bool
 
 	mu      sync.Mutex
 	label   string
@@ -24,7 +27,19 @@ type Bar struct {
 }
 
 // NewBar returns a Bar that draws on w.
-func NewBar(w io.Writer) *Bar { return &Bar{w: w, width: 30} }
+func NewBar(w io.Writer) *Bar {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil {
+			tty = fi.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	return &Bar{w: w, width: 30, tty: tty}
+}
+
+// NewTerminalBar returns a Bar that draws on w as on a terminal, whatever
+// w is.
+func NewTerminalBar(w io.Writer) *Bar { return &Bar{w: w, width: 30, tty: true} }
 
 // Begin starts a bar for a run of total jobs (0: no count is known).
 func (b *Bar) Begin(label string, total int) {
@@ -51,10 +66,19 @@ func (b *Bar) End(err error) {
 	if err != nil {
 		status = "failed: " + oneLine(err.Error())
 	}
-	fmt.Fprintf(b.w, "\r\033[K%s: %s\n", b.label, status)
+	if b.tty {
+		fmt.Fprint(b.w, "\r\033[K")
+	}
+	fmt.Fprintf(b.w, "%s: %s\n", b.label, status)
 }
 
 func (b *Bar) draw(force bool) {
+	if !b.tty {
+		if force {
+			fmt.Fprintf(b.w, "%s ...\n", b.label)
+		}
+		return
+	}
 	now := time.Now()
 	if !force && now.Sub(b.drawn) < 100*time.Millisecond {
 		return
