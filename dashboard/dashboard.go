@@ -87,6 +87,7 @@ type handler struct {
 	session  string // expected SessionCookie value; "" without a token
 	cop      *http.CrossOriginProtection
 	hub      *hub
+	series   seriesCache
 }
 
 // New returns the dashboard and its JSON API as an http.Handler on pool.

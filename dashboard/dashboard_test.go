@@ -359,6 +359,20 @@ func TestSeriesCountsFinishedJobs(t *testing.T) {
 	require.Equal(t, int64(2), ok)
 	require.Equal(t, int64(1), failed)
 	require.Equal(t, http.StatusBadRequest, b.do(t, req{path: "/api/series?range=7y"}, nil).StatusCode)
+
+	// The second call reads the cached final buckets and the newest ones
+	// again: a job finished since is counted.
+	b.enqueue(t, worker.TaskNoop, `{}`, &queue.Options{Queue: "s"})
+	b.runBurst(t, "s")
+	for _, rg := range []string{"5m", "24h"} {
+		s = dashboard.Series{}
+		require.Equal(t, http.StatusOK, b.do(t, req{path: "/api/series?range=" + rg}, &s).StatusCode)
+		ok = 0
+		for _, p := range s.Points {
+			ok += p.Succeeded
+		}
+		require.Equal(t, int64(3), ok, rg)
+	}
 }
 
 func TestQueueActions(t *testing.T) {

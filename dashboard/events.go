@@ -71,12 +71,17 @@ func (b *hub) loop(ctx context.Context, prev <-chan struct{}, done chan<- struct
 			return
 		}
 	}
-	t := time.NewTicker(b.h.opts.RefreshInterval)
-	defer t.Stop()
 	for {
+		start := time.Now()
 		b.refresh(ctx)
+		// On a table so large that the overview takes long, wait at least
+		// twice as long as it took, so the dashboard never keeps the
+		// database busy more than a third of the time.
+		wait := max(b.h.opts.RefreshInterval, 2*time.Since(start))
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}

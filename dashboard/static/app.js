@@ -418,7 +418,7 @@ function pageWorkers(main) {
     if (s === lastJSON) return;
     lastJSON = s;
     clear(box);
-    if (!p.workers.length) { box.appendChild(el('p', { class: 'muted', text: 'No workers registered, and none finished a job in the last hour.' })); return; }
+    if (!p.workers.length) { box.appendChild(el('p', { class: 'muted', text: 'No workers registered, and none finished a job in the last 10 minutes.' })); return; }
     box.appendChild(el('table', { id: 'workers' }, el('thead', {}, el('tr', {}, ['worker', 'status', 'queues', 'concurrency', 'running', 'heartbeat', 'started', 'active jobs', ''].map((h) => el('th', { text: h })))),
       el('tbody', {}, p.workers.map((w) => el('tr', { dataset: { worker: w.id } },
         el('td', { class: 'mono', text: w.id }), el('td', {}, el('span', { class: 'badge st-' + w.status, text: w.status })),
@@ -489,9 +489,11 @@ function pageQueues(main) {
     el('button', { type: 'submit', text: 'Save', disabled: ro() }), el('button', { type: 'button', class: 'ghost', text: 'Cancel', onclick: () => { editing = null; lastJSON = ''; load(); } }));
     return el('tr', { hidden: true, dataset: { settings: q.name } }, el('td', { colspan: 7 }, el('p', { class: 'muted', text: 'Defaults for jobs enqueued to ' + q.name + ' without these options (empty = pgq\'s own).' }), form));
   }
+  // Full counts read every row: refresh after actions and every 30 s, not
+  // at each live event.
   load();
-  let last = 0;
-  app.onOverview = () => { if (Date.now() - last > 4000) { last = Date.now(); load(); } };
+  const timer = setInterval(load, 30000);
+  return () => clearInterval(timer);
 }
 
 function describeDefaults(d) {
@@ -552,7 +554,7 @@ function route() {
     case 'overview': cleanup = pageOverview(main); break;
     case 'jobs': if (parts[1]) pageJob(main, parts[1]); else pageJobs(main, params); break;
     case 'workers': pageWorkers(main); break;
-    case 'queues': pageQueues(main); break;
+    case 'queues': cleanup = pageQueues(main); break;
     case 'periodic': pagePeriodic(main); break;
     default: main.appendChild(el('p', { class: 'muted', text: 'No such page.' }));
   }
