@@ -1,5 +1,6 @@
 DROP FUNCTION pgq.limited_wait_ms(text[], jsonb, float8, text[]);
 DROP FUNCTION pgq.claim_limited(text, text[], integer, jsonb, integer, text[]);
+DROP FUNCTION pgq.set_limit(text, text, text, integer, float8);
 DROP FUNCTION pgq.parse_rate(text);
 DROP FUNCTION pgq.limit_burst(float8, float8);
 DROP TABLE pgq.limits;

@@ -389,6 +389,46 @@ BEGIN
 END
 $$;
 
+-- SQL API: set (or, with neither a rate nor a concurrency, remove) the
+-- limit of a task or queue, as queue.Client.SetLimit does, and tell the
+-- workers at commit. burst NULL: the default.
+CREATE FUNCTION pgq.set_limit(scope text, name text, rate text DEFAULT NULL, concurrency integer DEFAULT NULL, burst float8 DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ps float8 := CASE WHEN set_limit.rate IS NOT NULL THEN pgq.parse_rate(set_limit.rate) END;
+BEGIN
+    IF set_limit.scope IS NULL OR set_limit.scope NOT IN ('task', 'queue') THEN
+        RAISE EXCEPTION 'pgq: unknown limit scope %: use task or queue', coalesce(quote_literal(set_limit.scope), 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF set_limit.concurrency <= 0 THEN
+        RAISE EXCEPTION 'pgq: concurrency limit % is not allowed: use 1 or more (NULL for none)', set_limit.concurrency USING ERRCODE = '22023';
+    END IF;
+    IF set_limit.burst IS NOT NULL AND (set_limit.burst < 1 OR ps IS NULL) THEN
+        RAISE EXCEPTION 'pgq: a burst must be at least 1 and needs a rate' USING ERRCODE = '22023';
+    END IF;
+    IF ps IS NULL AND set_limit.concurrency IS NULL THEN
+        DELETE FROM pgq.limits AS l WHERE l.scope = set_limit.scope AND l.name = set_limit.name;
+    ELSE
+        INSERT INTO pgq.limits AS l (scope, name, rate, per_second, burst, concurrency, tokens, refilled_at, updated_at)
+        VALUES (set_limit.scope, set_limit.name, trim(set_limit.rate), ps, set_limit.burst, set_limit.concurrency,
+                coalesce(pgq.limit_burst(ps, set_limit.burst), 0), clock_timestamp(), now())
+        ON CONFLICT ON CONSTRAINT limits_pkey DO UPDATE
+           SET rate = excluded.rate, per_second = excluded.per_second, burst = excluded.burst,
+               concurrency = excluded.concurrency,
+               tokens = CASE WHEN excluded.per_second IS NULL THEN 0
+                             WHEN l.per_second IS NULL THEN excluded.tokens
+                             ELSE least(pgq.limit_burst(excluded.per_second, excluded.burst),
+                                        l.tokens + greatest(0, extract(epoch FROM clock_timestamp() - l.refilled_at)) * l.per_second)
+                        END,
+               refilled_at = clock_timestamp(), updated_at = now();
+    END IF;
+    PERFORM pg_notify('pgq.control', json_build_object('id', md5(random()::text), 'command', 'limits')::text);
+END
+$$;
+
+COMMENT ON FUNCTION pgq.set_limit IS 'Set (or remove, with neither rate nor concurrency) the global limit of a task or queue; workers apply it at commit.';
+
 -- pgq.enqueue: the same function; its ON CONFLICT now infers jobs_unique_idx.
 CREATE OR REPLACE FUNCTION pgq.enqueue(
     task            text,

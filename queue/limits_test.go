@@ -125,3 +125,32 @@ func TestLimitsAdmin(t *testing.T) {
 		require.ErrorIs(t, b.client.SetLimit(ctx, l), queue.ErrInvalid, name)
 	}
 }
+
+func TestSetLimitFromSQL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, nil)
+	exec := func(sql string) error {
+		_, err := b.db.Pool.Exec(ctx, schema.Rewrite(b.db.Schema, sql))
+		return err
+	}
+	require.NoError(t, exec("SELECT pgq.set_limit('task', 'emails.send', rate => '100/m', concurrency => 3)"))
+	ls, err := b.client.Limits(ctx)
+	require.NoError(t, err)
+	require.Len(t, ls, 1)
+	require.Equal(t, "100/m", ls[0].Rate)
+	require.InDelta(t, 100.0/60, ls[0].PerSecond, 1e-9)
+	require.Equal(t, 3, ls[0].Concurrency)
+	require.NoError(t, exec("SELECT pgq.set_limit('task', 'emails.send')"))
+	ls, err = b.client.Limits(ctx)
+	require.NoError(t, err)
+	require.Empty(t, ls)
+	for _, bad := range []string{
+		"SELECT pgq.set_limit('task', 't', rate => '10/d')",
+		"SELECT pgq.set_limit('task', 't', concurrency => 0)",
+		"SELECT pgq.set_limit('worker', 't', concurrency => 1)",
+		"SELECT pgq.set_limit('task', 't', concurrency => 1, burst => 5)",
+	} {
+		require.Error(t, exec(bad), bad)
+	}
+}
