@@ -5,10 +5,10 @@ TOOL    := $(GO) tool -modfile=tools/go.mod
 PKGS    := ./...
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: test unit verify generate vet lint bench demo clean fuzz
+.PHONY: test unit verify generate vet lint bench demo clean fuzz fuzz-brief
 
 ## test: check generated code and lint, then run every test with the race detector, and the side-by-side harness's own tests
-test: verify unit bench-peers-test
+test: verify unit bench-peers-test fuzz-brief
 
 ## unit: run the tests only (race detector on)
 unit:
@@ -39,7 +39,11 @@ bench:
 FUZZTIME ?= 10s
 FUZZ_TARGETS := ./queue:FuzzValidateName ./queue:FuzzPrepareRaw ./worker:FuzzDecodeArgs \
 	./periodic:FuzzParse ./periodic:FuzzEvery ./cmd/pgq/cli:FuzzEnqueueInput ./cmd/pgq/cli:FuzzParseAutoscale \
-	./internal/schema:FuzzCheckRewrite ./queue:FuzzParseRate
+	./internal/schema:FuzzCheckRewrite ./queue:FuzzParseRate ./dashboard:FuzzJobsParams
+## fuzz-brief: every fuzz target for 2 s (part of `make test`, so CI explores a little past the seed corpora)
+fuzz-brief:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
+
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
