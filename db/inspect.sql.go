@@ -11,7 +11,7 @@ import (
 )
 
 const getJob = `-- name: GetJob :one
-SELECT id, task, queue, state, priority, args, meta, attempt, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result, unique_key, run_at, expires_at, created_at, started_at, finished_at, worker_id, result, errors, parent_id, root_id, revoked_at, revoke_terminate FROM pgq.jobs WHERE id = $1
+SELECT id, task, queue, state, priority, args, meta, attempt, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result, unique_key, run_at, expires_at, created_at, started_at, finished_at, worker_id, result, errors, parent_id, root_id, revoked_at, revoke_terminate, unique_scope, mutex_key FROM pgq.jobs WHERE id = $1
 `
 
 func (q *Queries) GetJob(ctx context.Context, id int64) (PgqJob, error) {
@@ -44,6 +44,8 @@ func (q *Queries) GetJob(ctx context.Context, id int64) (PgqJob, error) {
 		&i.RootID,
 		&i.RevokedAt,
 		&i.RevokeTerminate,
+		&i.UniqueScope,
+		&i.MutexKey,
 	)
 	return i, err
 }

@@ -65,6 +65,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		retention   struct{ succeeded, failed, cancelled time.Duration }
 		metricsAddr string
 		metricsAll  bool
+		sessionURL  string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -99,11 +100,16 @@ registry to cli.Main; see examples/custom-binary.`,
 				return usageErrorf(cmd, "set --concurrency or --autoscale, not both")
 			}
 			ctx := cmd.Context()
+			sessionConn, err := a.sessionConnConfig(sessionURL)
+			if err != nil {
+				return usageErrorf(cmd, "--session-database-url: %v", err)
+			}
 			s, err := a.openSized(ctx, workerPoolSize)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			s.sessionConn = sessionConn
 			reg := a.registry()
 			logger := a.workerLogger(cmd.ErrOrStderr())
 			wm, err := startWorkerMetrics(s, metricsAddr, metricsAll, cmd.OutOrStdout(), logger)
@@ -121,6 +127,7 @@ registry to cli.Main; see examples/custom-binary.`,
 				ShutdownTimeout:    shutdown,
 				WorkerID:           workerID,
 				NoListen:           noListen,
+				SessionConnConfig:  sessionConn,
 				RetentionSucceeded: retention.succeeded,
 				RetentionFailed:    retention.failed,
 				RetentionCancelled: retention.cancelled,
@@ -156,7 +163,8 @@ registry to cli.Main; see examples/custom-binary.`,
 	f.DurationVar(&poll, "poll-interval", 0, fmt.Sprintf("fallback fetch period when no wake-up arrives (default %s)", worker.PollIntervalDefault))
 	f.DurationVar(&shutdown, "shutdown-timeout", 0, fmt.Sprintf("how long running jobs may finish after a signal (default %s)", worker.ShutdownTimeoutDefault))
 	f.StringVar(&workerID, "worker-id", "", "name of this worker (default host-pid-random)")
-	f.BoolVar(&noListen, "no-listen", false, "find jobs by polling only (for pgbouncer in transaction mode)")
+	f.BoolVar(&noListen, "no-listen", false, "find jobs by polling only (for pgbouncer in transaction mode without --session-database-url)")
+	f.StringVar(&sessionURL, "session-database-url", "", sessionURLUsage)
 	f.DurationVar(&retention.succeeded, "retention-succeeded", 0, fmt.Sprintf("keep succeeded jobs this long; negative: for ever (default %s)", worker.RetentionSucceededDefault))
 	f.DurationVar(&retention.failed, "retention-failed", 0, fmt.Sprintf("keep failed jobs this long; negative: for ever (default %s)", worker.RetentionFailedDefault))
 	f.DurationVar(&retention.cancelled, "retention-cancelled", 0, fmt.Sprintf("keep cancelled jobs this long; negative: for ever (default %s)", worker.RetentionCancelledDefault))
