@@ -29,6 +29,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     -- The schema this copy of pgq lives in ('pgq.' follows the schema).
     s text := rtrim('pgq.', '.');
+    t name;
 BEGIN
     IF grant_access.access IS NULL OR grant_access.access NOT IN ('producer', 'worker', 'admin') THEN
         RAISE EXCEPTION 'pgq: unknown access %: use producer, worker or admin', quote_nullable(grant_access.access)
@@ -53,8 +54,14 @@ BEGIN
     WHEN 'producer' THEN
         EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', s, grant_access.role_name);
         -- Inserting jobs: pgq.enqueue, EnqueueTx and COPY (EnqueueMany
-        -- reserves ids from the sequence first).
-        EXECUTE format('GRANT INSERT ON TABLE %I.jobs TO %I', s, grant_access.role_name);
+        -- reserves ids from the sequence first), and workflows (their
+        -- nodes are inserted with their jobs).
+        FOR t IN SELECT c.relname FROM pg_catalog.pg_class AS c
+                  WHERE c.relnamespace = s::regnamespace AND c.relkind = 'r'
+                    AND c.relname IN ('jobs', 'workflow_nodes')
+        LOOP
+            EXECUTE format('GRANT INSERT ON TABLE %I.%I TO %I', s, t, grant_access.role_name);
+        END LOOP;
         EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO %I', s, grant_access.role_name);
     WHEN 'worker' THEN
         EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO %I', s, grant_access.role_name);

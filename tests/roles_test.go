@@ -18,6 +18,7 @@ import (
 	"github.com/pgq/pgq/internal/pgtest"
 	"github.com/pgq/pgq/queue"
 	"github.com/pgq/pgq/worker"
+	"github.com/pgq/pgq/workflow"
 )
 
 // TestLeastPrivilegeRoles runs a producer and a worker, each connected as a
@@ -58,6 +59,12 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	require.NoError(t, producerPool.QueryRow(ctx,
 		fmt.Sprintf(`SELECT %s.enqueue('pgq.noop')`, pgx.Identifier{db.Schema}.Sanitize())).Scan(&sqlID))
 
+	// A workflow is inserted with its jobs: a producer may enqueue one.
+	chain, err := workflow.Apply(ctx, producer, workflow.Chain(
+		workflow.Task(queue.Raw{Task: "pgq.echo", Args: json.RawMessage(`{"step":1}`)}, nil),
+		workflow.Task(queue.Raw{Task: "pgq.noop"}, nil)))
+	require.NoError(t, err, "a producer applies a workflow")
+
 	// What a producer must not do, each refused by the database itself.
 	jobs := pgx.Identifier{db.Schema, "jobs"}.Sanitize()
 	for _, stmt := range []string{
@@ -86,6 +93,14 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	w, err := worker.New(workerPool, reg, &worker.Config{Schema: db.Schema, Burst: true, Concurrency: 4})
 	require.NoError(t, err)
 	require.NoError(t, w.Run(ctx))
+
+	// The worker's completions advanced the workflow (the trigger runs
+	// with the worker's rights) and the producer reads its outcome.
+	_, err = chain.Wait(ctx)
+	require.NoError(t, err)
+	state, err := chain.State(ctx)
+	require.NoError(t, err)
+	require.Equal(t, queue.StateSucceeded, state)
 
 	var got map[string]int
 	require.NoError(t, producer.AsyncResult(one.ID).Get(ctx, &got))
