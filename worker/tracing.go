@@ -26,6 +26,9 @@ type tracing struct {
 	// fields are the header names prop reads; a job whose headers
 	// contain none of them is not decoded.
 	fields [][]byte
+	// w3c: prop reads no other headers than traceparent, tracestate and
+	// baggage, so they can be decoded into a struct instead of a map.
+	w3c bool
 }
 
 // newTracing returns the tracing of a worker, or nil when tp is a noop
@@ -40,9 +43,12 @@ func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tr
 	if prop == nil {
 		prop = queue.DefaultPropagator()
 	}
-	t := &tracing{tracer: tp.Tracer(tracerName), prop: prop}
+	t := &tracing{tracer: tp.Tracer(tracerName), prop: prop, w3c: true}
 	for _, f := range prop.Fields() {
 		t.fields = append(t.fields, []byte(strconv.Quote(f)))
+		if f != "traceparent" && f != "tracestate" && f != "baggage" {
+			t.w3c = false
+		}
 	}
 	return t
 }
@@ -53,7 +59,7 @@ func (t *tracing) start(e *execution) {
 	r := &e.row
 	ctx := e.ctx
 	if t.hasFields(r.Meta) {
-		ctx = t.prop.Extract(ctx, headerCarrier(r.Meta))
+		ctx = t.prop.Extract(ctx, t.carrier(r.Meta))
 	}
 	ctx, span := t.tracer.Start(ctx, "pgq.process "+r.Task,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(e.start))
@@ -85,8 +91,45 @@ func (t *tracing) hasFields(meta []byte) bool {
 	return false
 }
 
+// carrier decodes the trace headers of a job's headers (a JSON object).
+func (t *tracing) carrier(meta []byte) propagation.TextMapCarrier {
+	if t.w3c {
+		var h w3cHeaders
+		_ = json.Unmarshal(meta, &h) // undecodable headers carry no context
+		return &h
+	}
+	return headerCarrier(meta)
+}
+
+// w3cHeaders are the headers of W3C Trace Context and Baggage: decoding
+// them into a struct skips every other header without allocating.
+type w3cHeaders struct {
+	Traceparent string `json:"traceparent"`
+	Tracestate  string `json:"tracestate"`
+	Baggage     string `json:"baggage"`
+}
+
+// Get implements propagation.TextMapCarrier.
+func (h *w3cHeaders) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return h.Traceparent
+	case "tracestate":
+		return h.Tracestate
+	case "baggage":
+		return h.Baggage
+	}
+	return ""
+}
+
+// Set implements propagation.TextMapCarrier; extraction never sets.
+func (h *w3cHeaders) Set(string, string) {}
+
+// Keys implements propagation.TextMapCarrier.
+func (h *w3cHeaders) Keys() []string { return []string{"traceparent", "tracestate", "baggage"} }
+
 // headerCarrier decodes a job's headers (a JSON object) into a carrier
-// of their string values.
+// of their string values, for propagators that read other headers.
 func headerCarrier(meta []byte) propagation.MapCarrier {
 	var h map[string]any
 	_ = json.Unmarshal(meta, &h) // undecodable headers carry no context

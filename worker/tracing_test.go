@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -176,4 +177,51 @@ func TestTracingOffWithNoopProvider(t *testing.T) {
 	b.waitState(t, e.ID, "succeeded")
 	require.False(t, (<-got).IsValid())
 	require.Len(t, exp.GetSpans(), 1) // the test's own
+}
+
+// renamedTraceContext is W3C Trace Context under another header name: a
+// propagator whose headers the worker must decode the generic way.
+type renamedTraceContext struct{}
+
+func (renamedTraceContext) Inject(ctx context.Context, c propagation.TextMapCarrier) {
+	m := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, m)
+	if v := m.Get("traceparent"); v != "" {
+		c.Set("x-trace", v)
+	}
+}
+
+func (renamedTraceContext) Extract(ctx context.Context, c propagation.TextMapCarrier) context.Context {
+	return propagation.TraceContext{}.Extract(ctx, propagation.MapCarrier{"traceparent": c.Get("x-trace")})
+}
+
+func (renamedTraceContext) Fields() []string { return []string{"x-trace"} }
+
+// TestTraceWithConfiguredPropagator: client and worker configured with
+// the same non-W3C propagator still link the attempt to its enqueuer.
+func TestTraceWithConfiguredPropagator(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	client, err := queue.NewClient(b.db.Pool, &queue.Config{Schema: b.db.Schema, Propagator: renamedTraceContext{}})
+	require.NoError(t, err)
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	b.reg.HandleFunc("ok", func(context.Context, *worker.Job[json.RawMessage]) (any, error) { return nil, nil }, nil)
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "request")
+	e, err := client.Enqueue(ctx, queue.Raw{Task: "ok"}, &queue.Options{Headers: map[string]any{"other": 1}})
+	require.NoError(t, err)
+	parent.End()
+	require.Contains(t, string(b.job(t, e.ID).Headers), `"x-trace"`)
+
+	b.start(t, b.config(func(c *worker.Config) {
+		c.TracerProvider = tp
+		c.Propagator = renamedTraceContext{}
+	}))
+	b.waitState(t, e.ID, "succeeded")
+	spans := spansByJob(exp.GetSpans())[e.ID]
+	require.Len(t, spans, 1)
+	require.Equal(t, parent.SpanContext().SpanID(), spans[0].Parent.SpanID())
+	require.Equal(t, parent.SpanContext().TraceID(), spans[0].SpanContext.TraceID())
 }
