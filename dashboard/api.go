@@ -30,6 +30,8 @@ const (
 	// goneWorkersWindow is how far back the workers page looks for
 	// workers that finished jobs and are no longer registered.
 	goneWorkersWindow = 10 * time.Minute
+	// goneWorkersIDs is how many of the newest jobs that search reads.
+	goneWorkersIDs = 100_000
 	// controlTimeout bounds a remote-control call from the workers page.
 	controlTimeout = 2 * time.Second
 	maxBody        = 1 << 20
@@ -744,7 +746,13 @@ func (h *handler) apiWorkers(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Workers = append(page.Workers, WorkerRow{WorkerInfo: wk, Status: st, ActiveJobs: aj})
 	}
-	gone, err := h.q.DashboardGoneWorkers(ctx, db.DashboardGoneWorkersParams{Since: time.Now().Add(-goneWorkersWindow), MaxRows: 50})
+	maxID, err := h.q.DashboardMaxJobID(ctx)
+	if err != nil {
+		h.fail(w, r, fmt.Errorf("gone workers: %w", err))
+		return
+	}
+	gone, err := h.q.DashboardGoneWorkers(ctx, db.DashboardGoneWorkersParams{
+		Since: time.Now().Add(-goneWorkersWindow), MinID: max(maxID-goneWorkersIDs, 0), MaxRows: 50})
 	if err != nil {
 		h.fail(w, r, fmt.Errorf("gone workers: %w", err))
 		return

@@ -16,14 +16,16 @@ SELECT j.worker_id::text AS worker_id, max(j.finished_at)::timestamptz AS last_f
  WHERE j.state IN ('succeeded', 'failed', 'cancelled')
    AND j.finished_at >= $1::timestamptz
    AND j.worker_id IS NOT NULL
+   AND j.id >= $2::bigint
    AND NOT EXISTS (SELECT 1 FROM pgq.workers AS w WHERE w.id = j.worker_id)
  GROUP BY j.worker_id
  ORDER BY 2 DESC
- LIMIT $2
+ LIMIT $3
 `
 
 type DashboardGoneWorkersParams struct {
 	Since   time.Time
+	MinID   int64
 	MaxRows int32
 }
 
@@ -35,8 +37,11 @@ type DashboardGoneWorkersRow struct {
 
 // Workers no longer registered (stopped, or removed after they died) that
 // finished jobs since a time: the "recently dead" of the workers page.
+// Only jobs from min_id up are read (the newest ones): jobs_finished_idx
+// holds no worker_id, and the planner scanned the whole table for ten
+// minutes of a busy queue.
 func (q *Queries) DashboardGoneWorkers(ctx context.Context, arg DashboardGoneWorkersParams) ([]DashboardGoneWorkersRow, error) {
-	rows, err := q.db.Query(ctx, dashboardGoneWorkers, arg.Since, arg.MaxRows)
+	rows, err := q.db.Query(ctx, dashboardGoneWorkers, arg.Since, arg.MinID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}

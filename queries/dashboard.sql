@@ -89,11 +89,15 @@ SELECT date_bin(make_interval(secs => @bucket_seconds::float8), finished_at, '20
 -- name: DashboardGoneWorkers :many
 -- Workers no longer registered (stopped, or removed after they died) that
 -- finished jobs since a time: the "recently dead" of the workers page.
+-- Only jobs from min_id up are read (the newest ones): jobs_finished_idx
+-- holds no worker_id, and the planner scanned the whole table for ten
+-- minutes of a busy queue.
 SELECT j.worker_id::text AS worker_id, max(j.finished_at)::timestamptz AS last_finished_at, count(*)::bigint AS finished
   FROM pgq.jobs AS j
  WHERE j.state IN ('succeeded', 'failed', 'cancelled')
    AND j.finished_at >= @since::timestamptz
    AND j.worker_id IS NOT NULL
+   AND j.id >= @min_id::bigint
    AND NOT EXISTS (SELECT 1 FROM pgq.workers AS w WHERE w.id = j.worker_id)
  GROUP BY j.worker_id
  ORDER BY 2 DESC
