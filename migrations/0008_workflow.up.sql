@@ -245,26 +245,41 @@ $$;
 -- row as many times as a completion batch holds members of the group, and
 -- every update of a row inside one transaction leaves a version behind
 -- that the next one must step over (measured: ~0.3 ms per member at
--- 1,000). So a member's success is counted in two transaction-local
--- settings (the group, and how many of its members), and the sum is
--- written once: when a member of another group comes along, and at the end
--- of every UPDATE statement on pgq.jobs (workflow_jobs_updated), which is
--- the statement whose rows were counted. The row lock taken by that write
--- makes concurrent transactions take turns, and its state test (re-checked
--- after a wait) makes a failed group ignore late members: exactly one
--- transaction sees the counter reach zero, and it aggregates the results.
+-- 1,000). So a member's success is only counted, in transaction-local
+-- settings: the group of the current run of members and its count
+-- (pgq.workflow_group, pgq.workflow_count), and the runs of other groups
+-- met before it ("id:count,id:count" in pgq.workflow_counts). The sums are
+-- written at the end of every UPDATE statement on pgq.jobs (the statement
+-- whose rows were counted; workflow_jobs_updated), one UPDATE per group in
+-- ascending id order, so that two transactions counting members of the
+-- same groups lock their rows in the same order and cannot deadlock. The
+-- row lock makes concurrent transactions take turns, and the state test
+-- (re-checked after a wait) makes a failed group ignore late members:
+-- exactly one transaction sees the counter reach zero, and it aggregates
+-- the results.
 CREATE FUNCTION pgq.workflow_count(group_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
+    cur  text := current_setting('pgq.workflow_group', true);
+    runs text;
     done text;
 BEGIN
-    IF current_setting('pgq.workflow_group', true) = group_id::text THEN
+    IF cur = group_id::text THEN
         done := set_config('pgq.workflow_count', (current_setting('pgq.workflow_count')::integer + 1)::text, true);
-    ELSE
-        PERFORM pgq.workflow_flush();
-        done := set_config('pgq.workflow_group', group_id::text, true);
-        done := set_config('pgq.workflow_count', '1', true);
+        RETURN;
     END IF;
+    IF cur <> '' THEN
+        runs := coalesce(current_setting('pgq.workflow_counts', true), '');
+        runs := runs || CASE WHEN runs = '' THEN '' ELSE ',' END || cur || ':' || current_setting('pgq.workflow_count');
+        done := set_config('pgq.workflow_counts', runs, true);
+        IF length(runs) > 2000 THEN
+            -- Members of many groups, interleaved: write what there is.
+            done := set_config('pgq.workflow_group', '', true);
+            PERFORM pgq.workflow_flush();
+        END IF;
+    END IF;
+    done := set_config('pgq.workflow_group', group_id::text, true);
+    done := set_config('pgq.workflow_count', '1', true);
 END
 $$;
 
@@ -274,28 +289,38 @@ $$;
 CREATE FUNCTION pgq.workflow_flush() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    g    bigint;
-    c    integer;
+    runs text;
+    cur  text;
+    g    record;
     todo integer;
     agg  jsonb;
+    done text;
 BEGIN
     LOOP
-        g := nullif(current_setting('pgq.workflow_group', true), '')::bigint;
-        EXIT WHEN g IS NULL;
-        c := current_setting('pgq.workflow_count')::integer;
-        PERFORM set_config('pgq.workflow_group', '', true);
-        PERFORM set_config('pgq.workflow_count', '0', true);
-        UPDATE pgq.workflow_nodes AS w SET remaining = w.remaining - c
-         WHERE w.id = g AND w.state = 'active'
-        RETURNING w.remaining INTO todo;
-        IF todo = 0 THEN
-            SELECT coalesce(jsonb_agg(CASE WHEN m.kind = 'task' AND j.id IS NOT NULL THEN j.result ELSE m.result END ORDER BY m.position), '[]'::jsonb)
-              INTO agg
-              FROM pgq.workflow_nodes AS m
-              LEFT JOIN pgq.jobs AS j ON j.id = m.id
-             WHERE m.parent_id = g AND m.role = 'step';
-            PERFORM pgq.workflow_succeed(g, agg);
+        runs := coalesce(current_setting('pgq.workflow_counts', true), '');
+        cur := coalesce(current_setting('pgq.workflow_group', true), '');
+        IF cur <> '' THEN
+            runs := runs || CASE WHEN runs = '' THEN '' ELSE ',' END || cur || ':' || current_setting('pgq.workflow_count');
         END IF;
+        EXIT WHEN runs = '';
+        done := set_config('pgq.workflow_counts', '', true);
+        done := set_config('pgq.workflow_group', '', true);
+        done := set_config('pgq.workflow_count', '0', true);
+        FOR g IN SELECT split_part(r, ':', 1)::bigint AS id, sum(split_part(r, ':', 2)::integer)::integer AS n
+                   FROM unnest(string_to_array(runs, ',')) AS r
+                  GROUP BY 1 ORDER BY 1 LOOP
+            UPDATE pgq.workflow_nodes AS w SET remaining = w.remaining - g.n
+             WHERE w.id = g.id AND w.state = 'active'
+            RETURNING w.remaining INTO todo;
+            IF todo = 0 THEN
+                SELECT coalesce(jsonb_agg(CASE WHEN m.kind = 'task' AND j.id IS NOT NULL THEN j.result ELSE m.result END ORDER BY m.position), '[]'::jsonb)
+                  INTO agg
+                  FROM pgq.workflow_nodes AS m
+                  LEFT JOIN pgq.jobs AS j ON j.id = m.id
+                 WHERE m.parent_id = g.id AND m.role = 'step';
+                PERFORM pgq.workflow_succeed(g.id, agg);
+            END IF;
+        END LOOP;
     END LOOP;
 END
 $$;

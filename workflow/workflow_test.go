@@ -588,3 +588,25 @@ func TestCallbacksCanBeWorkflows(t *testing.T) {
 	require.NoError(t, get(t, r, nil))
 	require.Equal(t, []json.RawMessage{json.RawMessage("12")}, waitRecorded(t, key, 1))
 }
+
+// TestInterleavedGroupsInOneStatement completes the members of many
+// chords in one statement, interleaved (so that the counts of many groups
+// are held at once, and written in several rounds): every callback starts
+// once, with its members' results in order.
+func TestInterleavedGroupsInOneStatement(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const chords = 300
+	var callbacks []int64
+	for range chords {
+		r := b.apply(t, workflow.Chord(workflow.Group(task(add{A: 1}), task(add{A: 2}), task(add{A: 3})), task(sum{})))
+		callbacks = append(callbacks, r.ID+5) // chord, group, three members, callback
+	}
+	b.exec(t, "UPDATE pgq.jobs SET state = 'running', attempt = 1, worker_id = 'w' WHERE state = 'available'")
+	b.exec(t, `UPDATE pgq.jobs AS j SET state = 'succeeded', finished_at = now(), result = to_jsonb((j.args ->> 'a')::int)
+	             FROM (SELECT id FROM pgq.jobs WHERE state = 'running' ORDER BY (args ->> 'a')::int, id OFFSET 0) AS u
+	            WHERE j.id = u.id`)
+	require.Equal(t, chords, scalar[int](t, b, "SELECT count(*) FROM pgq.jobs WHERE id = ANY($1) AND state = 'available'", callbacks))
+	require.Equal(t, chords, scalar[int](t, b, "SELECT count(*) FROM pgq.jobs WHERE id = ANY($1) AND pgq.workflow_input(id) = '[1, 2, 3]'", callbacks))
+	require.Equal(t, 0, scalar[int](t, b, "SELECT count(*) FROM pgq.workflow_nodes WHERE kind = 'group' AND remaining <> 0"))
+}
