@@ -32,8 +32,16 @@ const pickupRate = 1000 // jobs per second
 // NOTIFY can overtake the commit's answer) counts as 0. The schedule is
 // open-loop: job i is due at i/1000 s, whatever happened to the others.
 //
+// The sub-benchmarks claim asynchronously (the default) and with
+// Config.DurableClaims.
+//
 //	go test -run '^$' -bench PickupLatency -benchtime 5000x ./worker/
 func BenchmarkPickupLatency(b *testing.B) {
+	b.Run("claims=async", func(b *testing.B) { benchPickup(b, false) })
+	b.Run("claims=durable", func(b *testing.B) { benchPickup(b, true) })
+}
+
+func benchPickup(b *testing.B, durableClaims bool) {
 	bu := setupB(b)
 	ctx := context.Background()
 	n := b.N
@@ -57,7 +65,8 @@ func BenchmarkPickupLatency(b *testing.B) {
 		handled.Done()
 		return nil, nil
 	}, nil)
-	w, err := worker.New(bu.db.Pool, reg, &worker.Config{Schema: bu.db.Schema, Logger: testLogger(), Concurrency: 100})
+	w, err := worker.New(bu.db.Pool, reg, &worker.Config{Schema: bu.db.Schema, Logger: testLogger(), Concurrency: 100,
+		DurableClaims: durableClaims})
 	require.NoError(b, err)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -135,6 +135,14 @@ type Config struct {
 	// PruneBatch is the most jobs one retention statement deletes; 0 means
 	// PruneBatchDefault. Each statement is its own short transaction.
 	PruneBatch int
+	// DurableClaims makes each claim wait for its WAL flush before the
+	// job starts. By default a claim commits asynchronously, which takes
+	// about a millisecond off the pickup latency on a durable server; if
+	// the server then crashes before the flush, the claim is undone and
+	// the job can be claimed again while this worker still runs it (see
+	// "Claims and crashes" in the package documentation). Completions are
+	// always durable.
+	DurableClaims bool
 	// NoListen turns LISTEN off (for example behind pgbouncer in
 	// transaction mode); the worker then finds jobs by polling only.
 	NoListen bool

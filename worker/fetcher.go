@@ -206,7 +206,7 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 	}
 	got := 0
 	if len(v.free) > 0 {
-		rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: v.free, ExcludedTasks: v.excluded, MaxJobs: int32(n)})
+		rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: v.free, ExcludedTasks: v.excluded, MaxJobs: int32(n), Durable: w.cfg.DurableClaims})
 		if err != nil {
 			return 0, err
 		}
