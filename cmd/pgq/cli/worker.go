@@ -66,6 +66,7 @@ func newWorkerCmd(a *app) *cobra.Command {
 		metricsAddr string
 		metricsAll  bool
 		sessionURL  string
+		durable     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -128,6 +129,7 @@ registry to cli.Main; see examples/custom-binary.`,
 				WorkerID:           workerID,
 				NoListen:           noListen,
 				SessionConnConfig:  sessionConn,
+				DurableClaims:      durable,
 				RetentionSucceeded: retention.succeeded,
 				RetentionFailed:    retention.failed,
 				RetentionCancelled: retention.cancelled,
@@ -165,6 +167,7 @@ registry to cli.Main; see examples/custom-binary.`,
 	f.StringVar(&workerID, "worker-id", "", "name of this worker (default host-pid-random)")
 	f.BoolVar(&noListen, "no-listen", false, "find jobs by polling only (for pgbouncer in transaction mode without --session-database-url)")
 	f.StringVar(&sessionURL, "session-database-url", "", sessionURLUsage)
+	f.BoolVar(&durable, "durable-claims", false, "make each claim wait for its WAL flush (slower pickup; no overlapping re-run of a claimed job after a server crash)")
 	f.DurationVar(&retention.succeeded, "retention-succeeded", 0, fmt.Sprintf("keep succeeded jobs this long; negative: for ever (default %s)", worker.RetentionSucceededDefault))
 	f.DurationVar(&retention.failed, "retention-failed", 0, fmt.Sprintf("keep failed jobs this long; negative: for ever (default %s)", worker.RetentionFailedDefault))
 	f.DurationVar(&retention.cancelled, "retention-cancelled", 0, fmt.Sprintf("keep cancelled jobs this long; negative: for ever (default %s)", worker.RetentionCancelledDefault))
