@@ -161,23 +161,23 @@ function connectEvents() {
 // lineChart draws series of equal length as an SVG with a y-axis scale.
 // series: [{name, cls, values}], xs: Date[]; fmt formats y values.
 function lineChart(title, xs, series, fmt) {
-  const W = 600, H = 170, L = 46, R = 8, T = 10, B = 20;
+  const W = 600, H = 190, L = 70, R = 8, T = 14, B = 26;
   let maxY = 0;
   for (const s of series) for (const v of s.values) maxY = Math.max(maxY, v);
   if (maxY <= 0) maxY = 1;
   const n = Math.max(xs.length - 1, 1);
   const x = (i) => L + (W - L - R) * i / n;
   const y = (v) => T + (H - T - B) * (1 - v / maxY);
-  const g = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': title });
+  const g = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
   g.appendChild(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }));
   g.appendChild(svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
-  g.appendChild(svg('text', { x: 2, y: T + 8, text: fmt(maxY) }));
-  g.appendChild(svg('text', { x: 2, y: H - B, text: fmt(0) }));
+  g.appendChild(svg('text', { x: L - 6, y: T + 10, 'text-anchor': 'end', text: fmt(maxY) }));
+  g.appendChild(svg('text', { x: L - 6, y: H - B, 'text-anchor': 'end', text: fmt(0) }));
   if (xs.length) {
     const t0 = xs[0].toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     const t1 = xs[xs.length - 1].toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    g.appendChild(svg('text', { x: L, y: H - 4, text: t0 }));
-    g.appendChild(svg('text', { x: W - R - 30, y: H - 4, text: t1 }));
+    g.appendChild(svg('text', { x: L, y: H - 6, text: t0 }));
+    g.appendChild(svg('text', { x: W - R, y: H - 6, 'text-anchor': 'end', text: t1 }));
   }
   for (const s of series) {
     const pts = s.values.map((v, i) => x(i).toFixed(1) + ',' + y(v).toFixed(1)).join(' ');
