@@ -89,8 +89,9 @@ func newRolesListCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List the roles given access to the schema",
-		Args:  noArgs,
+		Short:   "List the roles given access to the schema",
+		Example: "  pgq roles list\n  pgq roles list --json",
+		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := a.open(cmd.Context(), true)
 			if err != nil {
