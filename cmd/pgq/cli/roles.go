@@ -88,7 +88,7 @@ func newRolesRevokeCmd(a *app) *cobra.Command {
 func newRolesListCmd(a *app) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:     "list",
 		Short:   "List the roles given access to the schema",
 		Example: "  pgq roles list\n  pgq roles list --json",
 		Args:    noArgs,
