@@ -265,6 +265,9 @@ BEGIN
     END IF;
 
     -- Spend the tokens. A bucket is written only when tokens were taken.
+    -- (The jobs' started_at below is taken after the running jobs were
+    -- counted, so a job's start is never before the end of the job whose
+    -- place it took; it is a few milliseconds after the bucket's ts.)
     UPDATE pgq.limits AS lm
        SET tokens = u.tokens - u.used, refilled_at = ts
       FROM unnest(lim_scope, lim_name, lim_tokens, lim_used) AS u (scope, name, tokens, used)

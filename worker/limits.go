@@ -103,8 +103,9 @@ func (f *fetcher) viewFor(ctx context.Context) (*limitsView, error) {
 	if poked {
 		l.next = minTime(l.next, l.last.Add(limitedPokeGap))
 	}
-	stale := v == nil || v.qs != qs || now.Sub(v.at) >= limitsRefreshInterval ||
-		l.refresh.Swap(false) || (poked && now.Sub(v.at) >= limitsPokeRefresh)
+	asked := l.refresh.Swap(false)
+	stale := v == nil || v.qs != qs || asked || now.Sub(v.at) >= limitsRefreshInterval ||
+		(poked && now.Sub(v.at) >= limitsPokeRefresh)
 	if !stale {
 		return v, nil
 	}
@@ -128,16 +129,17 @@ func (f *fetcher) viewFor(ctx context.Context) (*limitsView, error) {
 			nv.excluded = append(nv.excluded, name)
 		}
 	}
+	slices.Sort(nv.excluded)
 	for _, q := range qs.list {
 		if !limitedQueue[q] {
 			nv.free = append(nv.free, q)
 		}
 	}
-	if changed(v, nv) {
+	if changed(v, nv) || asked {
 		l.next = time.Time{} // something changed: look at limited jobs now
-		if v != nil {
-			w.log.Info("limits changed", "limited_tasks", len(nv.excluded), "limited_queues", len(limitedQueue))
-		}
+	}
+	if v != nil && (!slices.Equal(v.free, nv.free) || !slices.Equal(v.excluded, nv.excluded)) {
+		w.log.Info("limits changed", "limited_tasks", nv.excluded, "unlimited_queues", nv.free)
 	}
 	l.view = nv
 	return nv, nil
