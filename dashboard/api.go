@@ -172,7 +172,16 @@ func (h *handler) overview(ctx context.Context) (*Overview, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue counts: %w", err)
 	}
-	oldest, err := h.q.DashboardOldestWaiting(ctx)
+	var waiting []string
+	for _, c := range counts {
+		switch c.State {
+		case queue.StateScheduled, queue.StateAvailable, queue.StateRetrying:
+			if !slices.Contains(waiting, c.Queue) {
+				waiting = append(waiting, c.Queue)
+			}
+		}
+	}
+	oldest, err := h.q.DashboardOldestWaiting(ctx, waiting)
 	if err != nil {
 		return nil, fmt.Errorf("oldest waiting jobs: %w", err)
 	}

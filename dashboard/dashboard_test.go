@@ -137,6 +137,9 @@ func TestOverviewCountsQueuesAndOldestWaiting(t *testing.T) {
 	first := b.enqueue(t, "mail.send", `{}`, &queue.Options{Queue: "mail"})
 	b.enqueue(t, "mail.send", `{}`, &queue.Options{Queue: "mail"})
 	b.enqueue(t, "mail.send", `{}`, &queue.Options{Queue: "mail", Countdown: time.Hour})
+	// Jobs of other priorities: a later one, and one not due yet.
+	b.enqueue(t, "mail.send", `{}`, &queue.Options{Queue: "mail", Priority: queue.Ptr(5)})
+	b.enqueue(t, "mail.send", `{}`, &queue.Options{Queue: "mail", Priority: queue.Ptr(9), Countdown: time.Hour})
 	b.enqueue(t, "report.build", `{}`, &queue.Options{Queue: "reports"})
 	require.NoError(t, b.client.PauseQueue(context.Background(), "reports"))
 
@@ -145,13 +148,14 @@ func TestOverviewCountsQueuesAndOldestWaiting(t *testing.T) {
 	require.Len(t, o.Queues, 2)
 	mail, reports := o.Queues[0], o.Queues[1]
 	require.Equal(t, "mail", mail.Name)
-	require.Equal(t, int64(2), mail.Counts[queue.StateAvailable])
-	require.Equal(t, int64(1), mail.Counts[queue.StateScheduled])
+	require.Equal(t, int64(3), mail.Counts[queue.StateAvailable])
+	require.Equal(t, int64(2), mail.Counts[queue.StateScheduled])
 	require.Equal(t, int64(0), mail.Counts[queue.StateFailed], "every state is present")
 	require.NotNil(t, mail.OldestWaiting)
 	require.Equal(t, first, mail.OldestWaiting.ID)
 	require.True(t, reports.Paused)
-	require.Equal(t, int64(3), o.Totals[queue.StateAvailable])
+	require.Equal(t, int64(4), o.Totals[queue.StateAvailable])
+	require.NotNil(t, reports.OldestWaiting)
 }
 
 func TestJobsListFiltersSearchAndKeysetPages(t *testing.T) {

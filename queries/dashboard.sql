@@ -59,13 +59,23 @@ SELECT name, paused FROM pgq.queues ORDER BY name;
 
 -- name: DashboardOldestWaiting :many
 -- Per queue, the job that has waited longest among those whose run time
--- has come (the partial claim index holds only waiting jobs).
-SELECT DISTINCT ON (queue) queue, id, run_at,
-       greatest(extract(epoch FROM now() - run_at), 0)::float8 AS age_seconds
-  FROM pgq.jobs
- WHERE state IN ('scheduled', 'available', 'retrying')
-   AND run_at <= now()
- ORDER BY queue, run_at, id;
+-- has come. jobs_fetch_idx is ordered (queue, priority DESC, run_at, id):
+-- one probe per queue and priority reads the earliest run time of each,
+-- instead of reading every waiting job.
+SELECT DISTINCT ON (o.queue) o.queue::text AS queue, o.id, o.run_at,
+       greatest(extract(epoch FROM now() - o.run_at), 0)::float8 AS age_seconds
+  FROM unnest(@queues::text[]) AS q (name)
+ CROSS JOIN generate_series(0, 9) AS p (priority)
+ CROSS JOIN LATERAL (
+        SELECT j.queue, j.id, j.run_at
+          FROM pgq.jobs AS j
+         WHERE j.queue = q.name
+           AND j.priority = p.priority
+           AND j.state IN ('scheduled', 'available', 'retrying')
+         ORDER BY j.run_at, j.id
+         LIMIT 1) AS o
+ WHERE o.run_at <= now()
+ ORDER BY o.queue, o.run_at, o.id;
 
 -- name: DashboardSeries :many
 -- Throughput and latency of finished jobs, in buckets of bucket_seconds
