@@ -6,7 +6,7 @@ DROP TRIGGER jobs_workflow_counted ON pgq.jobs;
 DROP TRIGGER jobs_workflow_deleted ON pgq.jobs;
 DROP FUNCTION pgq.workflow_job_deleted();
 DROP FUNCTION pgq.workflow_job_finished();
-DROP FUNCTION pgq.workflow_jobs_updated();
+DROP FUNCTION pgq.workflow_jobs_counted();
 DROP FUNCTION pgq.workflow_run(bigint);
 DROP FUNCTION pgq.workflow_flush();
 DROP FUNCTION pgq.workflow_count(bigint);

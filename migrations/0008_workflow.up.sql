@@ -249,14 +249,14 @@ $$;
 -- settings: the group of the current run of members and its count
 -- (pgq.workflow_group, pgq.workflow_count), and the runs of other groups
 -- met before it ("id:count,id:count" in pgq.workflow_counts). The sums are
--- written at the end of every UPDATE statement on pgq.jobs (the statement
--- whose rows were counted; workflow_jobs_updated), one UPDATE per group in
--- ascending id order, so that two transactions counting members of the
--- same groups lock their rows in the same order and cannot deadlock. The
--- row lock makes concurrent transactions take turns, and the state test
--- (re-checked after a wait) makes a failed group ignore late members:
--- exactly one transaction sees the counter reach zero, and it aggregates
--- the results.
+-- written when the transaction commits (the deferred trigger
+-- jobs_workflow_counted), one UPDATE per group in ascending id order, so
+-- that two transactions counting members of the same groups lock their
+-- rows in the same order and cannot deadlock. The row lock makes
+-- concurrent transactions take turns, and the state test (re-checked
+-- after a wait) makes a failed group ignore late members: exactly one
+-- transaction sees the counter reach zero, and it aggregates the results
+-- and starts what follows, before its commit completes.
 CREATE FUNCTION pgq.workflow_count(group_id bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -427,11 +427,11 @@ CREATE TRIGGER jobs_workflow_finished
           AND NEW.state IN ('succeeded', 'failed', 'cancelled'))
     EXECUTE FUNCTION pgq.workflow_job_finished();
 
--- Writes the chord counts of the statement's rows (workflow_count). It runs
--- after every UPDATE statement on pgq.jobs, workflow or not, and costs
--- those without counted members one setting lookup: per statement, not per
--- row.
-CREATE FUNCTION pgq.workflow_jobs_updated() RETURNS trigger
+-- Writes the chord counts (workflow_count) when the transaction commits:
+-- a deferred constraint trigger on the same rows as the one above, so
+-- other jobs pay nothing more for it. The first to fire writes every
+-- count of the transaction; the others find nothing left to write.
+CREATE FUNCTION pgq.workflow_jobs_counted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF current_setting('pgq.workflow_group', true) <> '' THEN
@@ -441,10 +441,14 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER jobs_workflow_counted
-    AFTER UPDATE ON pgq.jobs
-    FOR EACH STATEMENT
-    EXECUTE FUNCTION pgq.workflow_jobs_updated();
+CREATE CONSTRAINT TRIGGER jobs_workflow_counted
+    AFTER UPDATE OF state ON pgq.jobs
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW
+    WHEN (NEW.root_id IS NOT NULL
+          AND OLD.state IS DISTINCT FROM NEW.state
+          AND NEW.state = 'succeeded')
+    EXECUTE FUNCTION pgq.workflow_jobs_counted();
 
 -- A job of a workflow was deleted. Before it finished (Delete, a purge of
 -- its queue), it fails its workflow as if revoked, so that nothing waits

@@ -34,8 +34,7 @@
 // step of a chain, counts a group's member, starts a chord's callback with
 // the stored member results, runs link or link_error callbacks, and cancels
 // the steps that a failure made pointless. Other jobs pay for the
-// trigger's WHEN test per row, and one setting lookup per statement (the
-// chord counter is summed per statement, see docs/workflow.md).
+// triggers' WHEN tests alone.
 //
 // Exactly once follows from transactions, not from the workers: a member
 // is counted in the transaction that marks it succeeded, so a worker that
