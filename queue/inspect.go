@@ -11,6 +11,7 @@ import (
 
 // Job states, as stored in pgq.jobs.state.
 const (
+	StatePending   = "pending"   // a workflow step waiting for an earlier one (package workflow)
 	StateScheduled = "scheduled" // waiting for its run time (countdown/ETA)
 	StateAvailable = "available" // waiting for a worker
 	StateRunning   = "running"   // held by a worker
@@ -21,7 +22,7 @@ const (
 )
 
 // States lists every job state in lifecycle order.
-var States = []string{StateScheduled, StateAvailable, StateRunning, StateRetrying, StateSucceeded, StateFailed, StateCancelled}
+var States = []string{StatePending, StateScheduled, StateAvailable, StateRunning, StateRetrying, StateSucceeded, StateFailed, StateCancelled}
 
 // Job is a job row as stored.
 type Job struct {

@@ -12,7 +12,7 @@ import (
 
 // Celery's names for job states, as AsyncResult reports them.
 const (
-	CeleryPending = "PENDING" // scheduled or available
+	CeleryPending = "PENDING" // pending, scheduled or available
 	CeleryStarted = "STARTED" // running
 	CeleryRetry   = "RETRY"   // failed an attempt, waiting for the next
 	CelerySuccess = "SUCCESS"

@@ -26,9 +26,9 @@ func TestInspectQueues(t *testing.T) {
 	out := b.mustRun(t, "inspect", "queues")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 3, out)
-	require.Equal(t, []string{"QUEUE", "SCHEDULED", "AVAILABLE", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED", "TOTAL"}, strings.Fields(lines[0]))
-	require.Equal(t, []string{"default", "0", "2", "0", "0", "0", "0", "0", "2"}, strings.Fields(lines[1]))
-	require.Equal(t, []string{"reports", "1", "0", "0", "0", "0", "0", "0", "1"}, strings.Fields(lines[2]))
+	require.Equal(t, []string{"QUEUE", "PENDING", "SCHEDULED", "AVAILABLE", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "CANCELLED", "TOTAL"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"default", "0", "0", "2", "0", "0", "0", "0", "0", "2"}, strings.Fields(lines[1]))
+	require.Equal(t, []string{"reports", "0", "1", "0", "0", "0", "0", "0", "0", "1"}, strings.Fields(lines[2]))
 
 	var got struct {
 		Queues []struct {
