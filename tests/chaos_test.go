@@ -108,6 +108,7 @@ func TestChaos(t *testing.T) {
 	schedule := []string{"kill-worker", "terminate-backends", "kill-beat-leader", "restart-fast",
 		"kill-worker", "terminate-backends", "restart-immediate", "kill-worker", "kill-beat-leader", "terminate-backends"}
 	restarts := 0
+	oldInserted := false
 	for i := 0; ; i++ {
 		fault := schedule[i%len(schedule)]
 		if i >= len(schedule) {
@@ -143,6 +144,15 @@ func TestChaos(t *testing.T) {
 			restarts++
 			rig.count(fmt.Sprintf("PostgreSQL restart (%s mode)", strings.TrimPrefix(fault, "restart-")))
 			t.Logf("%s took %s", fault, time.Since(started).Round(time.Millisecond))
+			if fault == "restart-immediate" && !oldInserted {
+				// Finished jobs past their retention, for the maintenance
+				// leader to prune while its candidates keep being killed.
+				_, err := db.Pool.Exec(ctx, `INSERT INTO `+jobs+` (task, state, created_at, run_at, finished_at)
+					SELECT 'chaos.old', 'succeeded', now() - interval '3 days', now() - interval '3 days', now() - interval '2 days'
+					  FROM generate_series(1, 500)`)
+				require.NoError(t, err)
+				oldInserted = true
+			}
 		}
 	}
 	faultsEnded := time.Now()
@@ -169,6 +179,15 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("jobs still unfinished a minute after the last fault")
 		}
 		rig.pause(100 * time.Millisecond)
+	}
+	// Retention went on through the faults: the old finished jobs are gone.
+	if oldInserted {
+		require.Eventually(t, func() bool {
+			var n int
+			err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM `+jobs+` WHERE task = 'chaos.old'`).Scan(&n)
+			return err == nil && n == 0
+		}, 30*time.Second, 50*time.Millisecond, "finished jobs past their retention were not pruned")
+		rig.outcome("500 finished jobs past their retention, inserted after the immediate restart", "pruned by the maintenance leader of the moment")
 	}
 	// Beat recovered by itself: a tick after the last fault.
 	require.Eventually(t, func() bool {
