@@ -179,6 +179,16 @@ func screenshot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// recordCSPViolations makes every page the browser opens collect the
+// Content-Security-Policy violations it reports in window.__csp.
+func recordCSPViolations() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));`})
+		return err
+	})
+}
+
 func darkMode() chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
@@ -231,6 +241,7 @@ func TestBrowser(t *testing.T) {
 	b.enqueue(t, "live.task", `{}`, &queue.Options{Queue: "live", Countdown: time.Hour})
 	cell := `document.querySelector('td[data-queue="live"][data-state="scheduled"]')`
 	br.run(t, "open the overview",
+		recordCSPViolations(),
 		chromedp.Navigate(b.srv.URL+"/"),
 		waitJS(cell+` && `+cell+`.textContent === "1"`),
 		waitJS(`document.getElementById("live").textContent === "live"`),
@@ -319,12 +330,29 @@ func TestBrowser(t *testing.T) {
 	)
 	waitState(held, queue.StateSucceeded)
 
-	// 5. Screenshots of the other pages, one in dark mode.
-	br.run(t, "overview, workers and periodic pages",
+	// 5. The overview's charts are drawn by uPlot, served by the dashboard
+	// itself under its Content-Security-Policy, in the colours of the theme
+	// the toggle picks. Then screenshots of the other pages, one in dark mode.
+	canvas := `document.querySelector('#chart-throughput .uplot canvas')`
+	// The colour of the legend's mark for succeeded/s, the first series.
+	succeededColor := `(() => { const m = document.querySelectorAll('#chart-throughput .u-marker')[1]; return m ? getComputedStyle(m).borderTopColor : ""; })()`
+	br.run(t, "overview charts",
 		chromedp.Navigate(b.srv.URL+"/#/"),
 		waitJS(`document.querySelectorAll('#queues tbody tr').length >= 3`),
-		waitJS(`document.querySelectorAll('#charts svg').length === 3`),
+		waitJS(`typeof uPlot === "function" && document.querySelectorAll('#charts .uplot').length === 3`),
+		waitJS(canvas+` !== null && `+canvas+`.width > 0 && `+canvas+`.height > 0 && `+canvas+`.getBoundingClientRect().width > 0 && `+canvas+`.getBoundingClientRect().height > 0`),
+		waitJS(succeededColor+` === "rgb(31, 138, 76)"`), // --ok in the light theme
 		screenshot(t, "overview"),
+		click(`#theme`),                                   // auto → dark
+		waitJS(succeededColor+` === "rgb(76, 196, 130)"`), // --ok in the dark theme
+		screenshot(t, "overview-dark-toggle"),
+		click(`#theme`), // dark → light
+		waitJS(succeededColor+` === "rgb(31, 138, 76)"`),
+		click(`#theme`), // light → auto
+		waitJS(`document.documentElement.getAttribute('data-theme') === null`),
+	)
+	require.Empty(t, eval[[]string](t, br, `window.__csp || ["no CSP recorder"]`), "Content-Security-Policy violations")
+	br.run(t, "workers and periodic pages, the overview in dark mode, a phone",
 		chromedp.Navigate(b.srv.URL+"/#/workers"),
 		waitJS(`document.querySelector('#workers tr[data-worker]') !== null`),
 		screenshot(t, "workers"),
@@ -334,11 +362,16 @@ func TestBrowser(t *testing.T) {
 		darkMode(),
 		chromedp.Navigate(b.srv.URL+"/#/"),
 		waitJS(`document.querySelectorAll('#queues tbody tr').length >= 3`),
+		waitJS(succeededColor+` === "rgb(76, 196, 130)"`), // auto follows the system's dark setting
 		screenshot(t, "overview-dark"),
 		chromedp.EmulateViewport(390, 844),
 		chromedp.Navigate(fmt.Sprintf("%s/#/jobs/%d", b.srv.URL, flaky)),
 		visible(`#job-args`),
 		screenshot(t, "job-phone-dark"),
+		chromedp.Navigate(b.srv.URL+"/#/"),
+		// On a phone the charts are as wide as the screen, no wider.
+		waitJS(canvas+` !== null && `+canvas+`.getBoundingClientRect().width > 0 && document.getElementById('chart-throughput').getBoundingClientRect().right <= innerWidth`),
+		screenshot(t, "overview-phone-dark"),
 	)
 	require.Empty(t, br.alerts())
 	br.mu.Lock()

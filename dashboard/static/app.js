@@ -8,8 +8,7 @@ const PAGE = 50;
 const STATES = ['scheduled', 'available', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
 const FILTER_STATES = ['pending'].concat(STATES);
 const FINISHED = ['succeeded', 'failed', 'cancelled'];
-const SVG = 'http://www.w3.org/2000/svg';
-const app = { session: null, overview: null, page: null, onOverview: null, cleanup: null, es: null };
+const app = { session: null, overview: null, page: null, onOverview: null, onTheme: null, cleanup: null, es: null };
 
 // ---------- DOM helpers ----------
 
@@ -19,14 +18,6 @@ const app = { session: null, overview: null, page: null, onOverview: null, clean
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   setAttrs(e, attrs);
-  append(e, children);
-  return e;
-}
-function svg(tag, attrs, ...children) {
-  const e = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === 'text') e.textContent = v; else e.setAttribute(k, String(v));
-  }
   append(e, children);
   return e;
 }
@@ -121,6 +112,7 @@ function actionButton(text, cls, handler, extra) {
 function applyTheme(t) {
   if (t === 'auto') document.documentElement.removeAttribute('data-theme');
   else document.documentElement.setAttribute('data-theme', t);
+  if (app.onTheme) app.onTheme();
   $('theme').textContent = t === 'auto' ? 'theme: auto' : t === 'dark' ? 'theme: dark' : 'theme: light';
 }
 function initTheme() {
@@ -133,6 +125,8 @@ function initTheme() {
     try { localStorage.setItem('pgq-theme', next); } catch (e) { /* storage off */ }
     applyTheme(next);
   });
+  // In auto, the system's setting can change while the page is open.
+  matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => { if (app.onTheme) app.onTheme(); });
 }
 
 // ---------- live updates ----------
@@ -158,35 +152,48 @@ function connectEvents() {
 
 // ---------- charts ----------
 
-// lineChart draws series of equal length as an SVG with a y-axis scale.
-// series: [{name, cls, values}], xs: Date[]; fmt formats y values.
-function lineChart(title, xs, series, fmt) {
-  const W = 600, H = 190, L = 70, R = 8, T = 14, B = 26;
-  let maxY = 0;
-  for (const s of series) for (const v of s.values) maxY = Math.max(maxY, v);
-  if (maxY <= 0) maxY = 1;
-  const n = Math.max(xs.length - 1, 1);
-  const x = (i) => L + (W - L - R) * i / n;
-  const y = (v) => T + (H - T - B) * (1 - v / maxY);
-  const g = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': title });
-  g.appendChild(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }));
-  g.appendChild(svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
-  g.appendChild(svg('text', { x: L - 6, y: T + 10, 'text-anchor': 'end', text: fmt(maxY) }));
-  g.appendChild(svg('text', { x: L - 6, y: H - B, 'text-anchor': 'end', text: fmt(0) }));
-  if (xs.length) {
-    const t0 = xs[0].toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    const t1 = xs[xs.length - 1].toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    g.appendChild(svg('text', { x: L, y: H - 6, text: t0 }));
-    g.appendChild(svg('text', { x: W - R, y: H - 6, 'text-anchor': 'end', text: t1 }));
+// The charts are drawn by uPlot (static/vendor/uplot, loaded before this
+// script). Their colours are the page's CSS variables, read when a chart is
+// made: a change of theme makes the charts again.
+
+function missing(v) { return v === null || v === undefined; }
+function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+
+// timeChart returns a card holding a line chart of time series, and
+// set(xs, ys) to give it data: xs in Unix seconds, ys one array per series.
+// series: [{label, color (a CSS variable)}]; fmt formats y values.
+function timeChart(id, title, series, fmt) {
+  const box = el('div', { class: 'chart', id: id });
+  const card = el('div', { class: 'card' }, el('h2', { text: title }), box);
+  let plot = null, data = null;
+  function make() {
+    if (plot) plot.destroy();
+    plot = null;
+    if (!data || !box.clientWidth) return;
+    const axis = (more) => Object.assign({ stroke: cssVar('--muted'), grid: { stroke: cssVar('--line'), width: 1 }, ticks: { stroke: cssVar('--line'), width: 1 } }, more);
+    plot = new uPlot({
+      width: box.clientWidth, height: 180,
+      cursor: { drag: { x: false, y: false } },
+      scales: { y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.05 : 1] } },
+      axes: [axis(), axis({ size: 64, values: (u, ticks) => ticks.map(fmt) })],
+      series: [{ label: 'time', value: (u, v) => missing(v) ? '–' : fmtTime(new Date(v * 1000)) }].concat(series.map((s) =>
+        ({ label: s.label, stroke: cssVar(s.color), width: 2, value: (u, v) => missing(v) ? '–' : fmt(v) }))),
+    }, data, box);
   }
-  for (const s of series) {
-    const pts = s.values.map((v, i) => x(i).toFixed(1) + ',' + y(v).toFixed(1)).join(' ');
-    const line = svg('polyline', { points: pts, fill: 'none', class: s.cls, 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke' });
-    line.appendChild(svg('title', { text: s.name }));
-    g.appendChild(line);
-  }
-  const legend = el('div', { class: 'legend' }, series.map((s) => el('span', {}, el('i', { class: s.cls }), s.name)));
-  return el('div', { class: 'card' }, el('h2', { text: title }), g, legend);
+  // Follow the width of the card (the grid's columns, a phone's screen).
+  let width = 0;
+  const resize = new ResizeObserver(() => {
+    if (box.clientWidth === width) return;
+    width = box.clientWidth;
+    if (plot) plot.setSize({ width: width, height: 180 }); else make();
+  });
+  resize.observe(box);
+  return {
+    card: card,
+    set(xs, ys) { data = [xs].concat(ys); if (plot) plot.setData(data); else make(); },
+    restyle: make,
+    destroy() { resize.disconnect(); if (plot) plot.destroy(); plot = null; },
+  };
 }
 
 // ---------- pages ----------
@@ -220,32 +227,33 @@ function pageOverview(main) {
     table.appendChild(el('p', { class: 'muted', text: 'Finished jobs are counted over the last ' + win + '; the Queues page has the totals.' }));
   }
 
+  const rate = (v) => v.toFixed(v < 10 ? 2 : 0);
+  const plots = [
+    timeChart('chart-throughput', 'Throughput (jobs/s)', [{ label: 'succeeded/s', color: '--ok' }, { label: 'failed/s', color: '--bad' }], rate),
+    timeChart('chart-latency', 'Latency (average per bucket)', [{ label: 'wait (run time → start)', color: '--info' }, { label: 'run (start → end)', color: '--warn' }], fmtDur),
+    timeChart('chart-latency-max', 'Latency (slowest per bucket)', [{ label: 'max wait', color: '--info' }, { label: 'max run', color: '--warn' }], fmtDur),
+  ];
+  append(charts, plots.map((p) => p.card));
+
   async function loadSeries() {
     for (const b of seg.children) b.className = b.textContent === range ? 'on' : '';
     try {
       const s = await api('api/series?range=' + encodeURIComponent(range));
-      const xs = s.points.map((p) => new Date(p.at));
-      clear(charts);
-      append(charts, [
-        lineChart('Throughput (jobs/s)', xs, [
-          { name: 'succeeded/s', cls: 'c-ok', values: s.points.map((p) => p.succeeded_per_second) },
-          { name: 'failed/s', cls: 'c-bad', values: s.points.map((p) => p.failed_per_second) }], (v) => v.toFixed(v < 10 ? 2 : 0)),
-        lineChart('Latency (average per bucket)', xs, [
-          { name: 'wait (run time → start)', cls: 'c-info', values: s.points.map((p) => p.wait_avg_seconds) },
-          { name: 'run (start → end)', cls: 'c-warn', values: s.points.map((p) => p.run_avg_seconds) }], fmtDur),
-        lineChart('Latency (slowest per bucket)', xs, [
-          { name: 'max wait', cls: 'c-info', values: s.points.map((p) => p.wait_max_seconds) },
-          { name: 'max run', cls: 'c-warn', values: s.points.map((p) => p.run_max_seconds) }], fmtDur),
-      ]);
+      const xs = s.points.map((p) => new Date(p.at).getTime() / 1000);
+      const col = (k) => s.points.map((p) => p[k]);
+      plots[0].set(xs, [col('succeeded_per_second'), col('failed_per_second')]);
+      plots[1].set(xs, [col('wait_avg_seconds'), col('run_avg_seconds')]);
+      plots[2].set(xs, [col('wait_max_seconds'), col('run_max_seconds')]);
     } catch (e) { toast('charts: ' + e.message, true); }
   }
 
   if (app.overview) renderOverview(app.overview);
   else api('api/overview').then(renderOverview).catch((e) => toast(e.message, true));
   app.onOverview = renderOverview;
+  app.onTheme = () => plots.forEach((p) => p.restyle());
   loadSeries();
   const timer = setInterval(loadSeries, 10000);
-  return () => clearInterval(timer);
+  return () => { clearInterval(timer); plots.forEach((p) => p.destroy()); };
 }
 
 function pageJobs(main, params) {
@@ -542,6 +550,7 @@ function route() {
   if (app.cleanup) { try { app.cleanup(); } catch (e) { /* ignore */ } }
   app.cleanup = null;
   app.onOverview = null;
+  app.onTheme = null;
   const h = location.hash.replace(/^#/, '') || '/';
   const [path, qs] = h.split('?');
   const params = new URLSearchParams(qs || '');
