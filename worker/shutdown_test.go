@@ -49,10 +49,14 @@ func TestShutdownSurvivesTerminatedConnections(t *testing.T) {
 	go func() { done <- w.Run(runCtx) }()
 	bl.waitStart(t)
 
-	var killed int
-	require.NoError(t, b.db.Pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-		 WHERE application_name = $1 AND state = 'idle'`, app).Scan(&killed))
-	require.Positive(t, killed)
+	// Terminate every connection of the worker's pool (a statement in
+	// flight, such as a heartbeat, fails and is retried by its loop).
+	require.Eventually(t, func() bool {
+		var killed int
+		err := b.db.Pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			 WHERE application_name = $1`, app).Scan(&killed)
+		return err == nil && killed > 0
+	}, waitTimeout, 10*time.Millisecond, "no connection of the worker's pool to terminate")
 
 	stop()
 	select {
