@@ -12,13 +12,13 @@ import (
 // alive, and the dead process's jobs look held. Called once, before the
 // first claim, when this process holds nothing.
 func (w *Worker) rescuePreviousProcess(ctx context.Context) error {
-	rows, err := w.q.RescuePreviousProcessJobs(ctx, w.cfg.WorkerID)
+	n, err := w.q.RescuePreviousProcessJobs(ctx, w.cfg.WorkerID)
 	if err != nil {
 		return fmt.Errorf("rescue jobs left running by an earlier process with id %s: %w", w.cfg.WorkerID, err)
 	}
-	for _, r := range rows {
-		w.log.Warn("rescued a job an earlier process with this worker's id left running",
-			"job_id", r.ID, "state", r.State, "worker_id", w.cfg.WorkerID)
+	if n > 0 {
+		w.log.Warn("rescued jobs an earlier process with this worker's id left running",
+			"jobs", n, "worker_id", w.cfg.WorkerID)
 	}
 	return nil
 }
