@@ -36,25 +36,26 @@ INSERT INTO pgq.jobs (
     retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result,
     run_at, expires_at, mutex_key
 )
-SELECT $1::text, $2::text, $3::text,
-       coalesce($4::smallint, d.priority, 0), $5::jsonb, $6::jsonb,
-       coalesce($7::integer, d.max_retries, 3),
-       coalesce($8::integer, d.retry_delay_ms),
-       coalesce($9::integer, d.time_limit_ms),
-       coalesce($10::integer, d.soft_time_limit_ms),
-       $11::boolean,
-       coalesce($12::timestamptz, now() + make_interval(secs => $13::float8)),
-       coalesce($14::timestamptz, now() + make_interval(secs => $15::float8)),
-       $16::text
+SELECT $2::text, $3::text, $4::text,
+       coalesce($5::smallint, d.priority, 0), $6::jsonb, $7::jsonb,
+       coalesce($8::integer, d.max_retries, 3),
+       coalesce($9::integer, d.retry_delay_ms),
+       coalesce($10::integer, d.time_limit_ms),
+       coalesce($11::integer, d.soft_time_limit_ms),
+       $12::boolean,
+       coalesce($13::timestamptz, now() + make_interval(secs => $14::float8)),
+       coalesce($15::timestamptz, now() + make_interval(secs => $16::float8)),
+       $17::text
   FROM (VALUES (1)) AS one (x)
-  LEFT JOIN pgq.queues AS d ON d.name = $2::text
+  LEFT JOIN pgq.queues AS d ON d.name = $3::text
 RETURNING id, state, run_at, queue
 )
 SELECT job.id, job.state, job.run_at
-  FROM job CROSS JOIN LATERAL pg_notify('pgq.jobs', job.queue) AS wake
+  FROM job LEFT JOIN LATERAL (SELECT pg_notify('pgq.jobs', job.queue) WHERE $1::boolean) AS wake ON true
 `
 
 type InsertJobParams struct {
+	Wake             bool
 	Task             string
 	Queue            string
 	State            string
@@ -79,10 +80,15 @@ type InsertJobRow struct {
 	RunAt time.Time
 }
 
-// One job, and its queue's wake-up (delivered at commit). Options the
-// client leaves NULL take the queue's defaults (pgq.queues), then pgq's.
+// One job, and with wake its queue's wake-up (delivered at commit). Options
+// the client leaves NULL take the queue's defaults (pgq.queues), then pgq's.
+// Without wake the client sends the wake-up itself once the transaction
+// has committed (queue/wake.go): a transaction that notifies holds
+// PostgreSQL's notification lock until its commit is flushed, so
+// concurrent enqueuing transactions could not share a WAL flush.
 func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJobRow, error) {
 	row := q.db.QueryRow(ctx, insertJob,
+		arg.Wake,
 		arg.Task,
 		arg.Queue,
 		arg.State,
@@ -134,7 +140,7 @@ WITH key AS (
     RETURNING id, state, run_at, queue
 )
 SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate, false AS replaced
-  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
+  FROM inserted LEFT JOIN LATERAL (SELECT pg_notify('pgq.jobs', inserted.queue) WHERE $20::boolean) AS wake ON true
 UNION ALL
 SELECT j.id, j.state, j.run_at, true AS duplicate, false AS replaced
   FROM pgq.jobs AS j, key
@@ -163,6 +169,7 @@ type InsertUniqueJobParams struct {
 	ExpiresAt        *time.Time
 	ExpiresInSeconds *float64
 	MutexKey         *string
+	Wake             bool
 }
 
 type InsertUniqueJobRow struct {
@@ -200,6 +207,7 @@ func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams
 		arg.ExpiresAt,
 		arg.ExpiresInSeconds,
 		arg.MutexKey,
+		arg.Wake,
 	)
 	var i InsertUniqueJobRow
 	err := row.Scan(
@@ -302,7 +310,7 @@ WITH key AS (
     RETURNING j.id, j.state, j.run_at, j.queue, (j.xmax::text <> '0') AS replaced
 )
 SELECT inserted.id, inserted.state, inserted.run_at, inserted.replaced AS duplicate, inserted.replaced
-  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
+  FROM inserted LEFT JOIN LATERAL (SELECT pg_notify('pgq.jobs', inserted.queue) WHERE $21::boolean) AS wake ON true
 UNION ALL
 SELECT j.id, j.state, j.run_at, true AS duplicate, false AS replaced
   FROM pgq.jobs AS j, key
@@ -332,6 +340,7 @@ type ReplaceUniqueJobParams struct {
 	ExpiresInSeconds *float64
 	MutexKey         *string
 	ReplaceRunAt     bool
+	Wake             bool
 }
 
 type ReplaceUniqueJobRow struct {
@@ -371,6 +380,7 @@ func (q *Queries) ReplaceUniqueJob(ctx context.Context, arg ReplaceUniqueJobPara
 		arg.ExpiresInSeconds,
 		arg.MutexKey,
 		arg.ReplaceRunAt,
+		arg.Wake,
 	)
 	var i ReplaceUniqueJobRow
 	err := row.Scan(

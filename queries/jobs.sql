@@ -1,6 +1,10 @@
 -- name: InsertJob :one
--- One job, and its queue's wake-up (delivered at commit). Options the
--- client leaves NULL take the queue's defaults (pgq.queues), then pgq's.
+-- One job, and with wake its queue's wake-up (delivered at commit). Options
+-- the client leaves NULL take the queue's defaults (pgq.queues), then pgq's.
+-- Without wake the client sends the wake-up itself once the transaction
+-- has committed (queue/wake.go): a transaction that notifies holds
+-- PostgreSQL's notification lock until its commit is flushed, so
+-- concurrent enqueuing transactions could not share a WAL flush.
 WITH job AS (
 INSERT INTO pgq.jobs (
     task, queue, state, priority, args, meta, max_retries,
@@ -22,7 +26,7 @@ SELECT @task::text, @queue::text, @state::text,
 RETURNING id, state, run_at, queue
 )
 SELECT job.id, job.state, job.run_at
-  FROM job CROSS JOIN LATERAL pg_notify('pgq.jobs', job.queue) AS wake;
+  FROM job LEFT JOIN LATERAL (SELECT pg_notify('pgq.jobs', job.queue) WHERE @wake::boolean) AS wake ON true;
 
 -- name: InsertUniqueJob :one
 -- One job with a unique key: the key given, or "<task>:<md5 of the args as
@@ -59,7 +63,7 @@ WITH key AS (
     RETURNING id, state, run_at, queue
 )
 SELECT inserted.id, inserted.state, inserted.run_at, false AS duplicate, false AS replaced
-  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
+  FROM inserted LEFT JOIN LATERAL (SELECT pg_notify('pgq.jobs', inserted.queue) WHERE @wake::boolean) AS wake ON true
 UNION ALL
 SELECT j.id, j.state, j.run_at, true AS duplicate, false AS replaced
   FROM pgq.jobs AS j, key
@@ -108,7 +112,7 @@ WITH key AS (
     RETURNING j.id, j.state, j.run_at, j.queue, (j.xmax::text <> '0') AS replaced
 )
 SELECT inserted.id, inserted.state, inserted.run_at, inserted.replaced AS duplicate, inserted.replaced
-  FROM inserted CROSS JOIN LATERAL pg_notify('pgq.jobs', inserted.queue) AS wake
+  FROM inserted LEFT JOIN LATERAL (SELECT pg_notify('pgq.jobs', inserted.queue) WHERE @wake::boolean) AS wake ON true
 UNION ALL
 SELECT j.id, j.state, j.run_at, true AS duplicate, false AS replaced
   FROM pgq.jobs AS j, key

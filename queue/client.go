@@ -52,6 +52,7 @@ type Client struct {
 	prop       propagation.TextMapPropagator
 	onEnqueued func(Enqueued)
 	session    *pgx.ConnConfig
+	waker      *waker
 }
 
 // NewClient returns a Client that uses pool. It checks cfg but does not
@@ -83,6 +84,7 @@ func NewClient(pool *pgxpool.Pool, cfg *Config) (*Client, error) {
 		c.prop = DefaultPropagator()
 	}
 	c.results = newResultHub(c)
+	c.waker = newWaker(c)
 	return c, nil
 }
 
@@ -140,21 +142,42 @@ func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
 	return c.Enqueue(ctx, args, nil)
 }
 
-// Enqueue enqueues a job in a transaction of its own and returns at commit:
-// Celery's apply_async(). opts may be nil.
+// Enqueue enqueues a job in a transaction of its own and returns once it
+// has committed and the queue's workers have been woken: Celery's
+// apply_async(). opts may be nil.
 func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
-	return c.observe(c.enqueue(ctx, c.pool, args, opts))
+	e, err := c.observe(c.enqueue(ctx, c.pool, false, args, opts))
+	if err == nil && e.wakes() {
+		c.waker.wake(ctx, []string{e.Queue})
+	}
+	return e, err
 }
 
 // EnqueueTx enqueues a job inside the caller's transaction: the job exists,
 // and its queue's workers are woken, only if tx commits. It sends exactly
 // one statement. Invalid input is reported before anything is sent, so tx
 // stays usable after such an error.
+//
+// With a transaction from Client.Begin the wake-up is sent by its Commit,
+// after the commit; with any other pgx.Tx it is a NOTIFY inside tx, which
+// PostgreSQL delivers at commit but which makes concurrent enqueuing
+// transactions commit one WAL flush at a time (see Client.Begin).
 func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, args TaskArgs, opts *Options) (Enqueued, error) {
-	return c.observe(c.enqueue(ctx, tx, args, opts))
+	own := c.ownTx(tx)
+	e, err := c.observe(c.enqueue(ctx, tx, own == nil, args, opts))
+	if err == nil && own != nil && e.wakes() {
+		own.deferWake(e.Queue)
+	}
+	return e, err
 }
 
-func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts *Options) (Enqueued, error) {
+// wakes reports whether the enqueue wrote a job its workers should hear of:
+// a duplicate unique key wrote none, unless it replaced the holder's args.
+func (e Enqueued) wakes() bool { return !e.Duplicate || e.Replaced }
+
+// enqueue sends the job's one statement; with wake the statement also
+// sends the queue's wake-up (a NOTIFY delivered at commit).
+func (c *Client) enqueue(ctx context.Context, d schema.DBTX, wake bool, args TaskArgs, opts *Options) (Enqueued, error) {
 	p, err := c.prepare(args, opts, time.Now())
 	if err != nil {
 		return Enqueued{}, err
@@ -162,27 +185,27 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, args TaskArgs, opts
 	p = c.traced(ctx, p)
 	q := c.queries(d)
 	if p.unique == nil {
-		row, err := q.InsertJob(ctx, p.insertParams())
+		row, err := q.InsertJob(ctx, p.insertParams(wake))
 		if err != nil {
 			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
 		}
 		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, client: c}, nil
 	}
-	return c.insertUnique(ctx, q, p)
+	return c.insertUnique(ctx, q, p, wake)
 }
 
 // insertUnique inserts a job with a unique key, or finds the unfinished job
 // that holds it. An empty answer means the holder finished between the
 // insert and the look-up; a few tries settle it.
-func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared) (Enqueued, error) {
+func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared, wake bool) (Enqueued, error) {
 	for range 10 {
 		var row db.InsertUniqueJobRow
 		var err error
 		if p.unique.mode == UniqueKeep {
-			row, err = q.InsertUniqueJob(ctx, p.insertUniqueParams())
+			row, err = q.InsertUniqueJob(ctx, p.insertUniqueParams(wake))
 		} else {
 			var r db.ReplaceUniqueJobRow
-			r, err = q.ReplaceUniqueJob(ctx, p.replaceUniqueParams())
+			r, err = q.ReplaceUniqueJob(ctx, p.replaceUniqueParams(wake))
 			row = db.InsertUniqueJobRow(r)
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -323,9 +346,9 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 	return p, nil
 }
 
-func (p prepared) insertParams() db.InsertJobParams {
+func (p prepared) insertParams(wake bool) db.InsertJobParams {
 	return db.InsertJobParams{
-		Task: p.task, Queue: p.queue, State: p.state, Priority: p.priority,
+		Wake: wake, Task: p.task, Queue: p.queue, State: p.state, Priority: p.priority,
 		Args: p.args, Meta: p.meta, MaxRetries: p.maxRetries,
 		RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
 		IgnoreResult: p.ignoreResult, RunAt: p.runAt, CountdownSeconds: p.countdown.Seconds(),
@@ -333,10 +356,10 @@ func (p prepared) insertParams() db.InsertJobParams {
 	}
 }
 
-func (p prepared) insertUniqueParams() db.InsertUniqueJobParams {
-	i := p.insertParams()
+func (p prepared) insertUniqueParams(wake bool) db.InsertUniqueJobParams {
+	i := p.insertParams(wake)
 	return db.InsertUniqueJobParams{
-		Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
+		Wake: wake, Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
 		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
 		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
 		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
@@ -345,10 +368,10 @@ func (p prepared) insertUniqueParams() db.InsertUniqueJobParams {
 	}
 }
 
-func (p prepared) replaceUniqueParams() db.ReplaceUniqueJobParams {
-	i := p.insertUniqueParams()
+func (p prepared) replaceUniqueParams(wake bool) db.ReplaceUniqueJobParams {
+	i := p.insertUniqueParams(wake)
 	return db.ReplaceUniqueJobParams{
-		Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
+		Wake: wake, Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
 		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
 		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
 		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,

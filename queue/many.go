@@ -16,10 +16,12 @@ type Request struct {
 	Options *Options // nil means the task's defaults
 }
 
-// EnqueueMany enqueues jobs in one transaction of its own. See EnqueueManyTx.
+// EnqueueMany enqueues jobs in one transaction of its own, and returns
+// once it has committed and the queues' workers have been woken. See
+// EnqueueManyTx.
 func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, error) {
 	var out []Enqueued
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.BeginFunc(ctx, func(tx *Tx) error {
 		var err error
 		out, err = c.EnqueueManyTx(ctx, tx, reqs)
 		return err
@@ -35,8 +37,27 @@ func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, e
 // each. One invalid job fails the call, naming its index, and leaves tx
 // usable: nothing is written before every job has been checked.
 //
+// With a transaction from Client.Begin, the wake-ups are sent by its
+// Commit instead (see EnqueueTx).
+//
 // The result is in request order.
 func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) ([]Enqueued, error) {
+	own := c.ownTx(tx)
+	out, err := c.enqueueMany(ctx, tx, own == nil, reqs)
+	if err != nil || own == nil {
+		return out, err
+	}
+	for _, e := range out {
+		if e.wakes() {
+			own.deferWake(e.Queue)
+		}
+	}
+	return out, nil
+}
+
+// enqueueMany is EnqueueManyTx; with wake, the queues' wake-ups are sent
+// inside tx.
+func (c *Client) enqueueMany(ctx context.Context, tx pgx.Tx, wake bool, reqs []Request) ([]Enqueued, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
@@ -91,20 +112,21 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) (
 
 	out := make([]Enqueued, len(reqs))
 	if len(plain) > 0 {
-		if err := c.copyJobs(ctx, q, now, r.ids, r.defaults, jobs, plain, out); err != nil {
+		if err := c.copyJobs(ctx, q, wake, now, r.ids, r.defaults, jobs, plain, out); err != nil {
 			return nil, err
 		}
 	}
 	if len(unique) > 0 {
-		if err := c.insertUniques(ctx, tx, jobs, unique, out); err != nil {
+		if err := c.insertUniques(ctx, tx, wake, jobs, unique, out); err != nil {
 			return nil, err
 		}
 	}
 	return c.observeMany(out, nil)
 }
 
-// copyJobs sends the jobs at idx with COPY, using the reserved ids.
-func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids []int64, defaults queueDefaultsByName, jobs []prepared, idx []int, out []Enqueued) error {
+// copyJobs sends the jobs at idx with COPY, using the reserved ids, and
+// with wake their queues' wake-ups.
+func (c *Client) copyJobs(ctx context.Context, q *db.Queries, wake bool, now time.Time, ids []int64, defaults queueDefaultsByName, jobs []prepared, idx []int, out []Enqueued) error {
 	rows := make([]db.CopyJobsParams, len(idx))
 	for k, i := range idx {
 		p := defaults.apply(jobs[i])
@@ -128,6 +150,9 @@ func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids
 	if _, err := q.CopyJobs(ctx, rows); err != nil {
 		return dbError(c.schema, fmt.Sprintf("copy %d jobs", len(rows)), err)
 	}
+	if !wake {
+		return nil
+	}
 	if err := q.NotifyQueues(ctx, queuesOf(rows)); err != nil {
 		return dbError(c.schema, "wake queues", err)
 	}
@@ -137,10 +162,10 @@ func (c *Client) copyJobs(ctx context.Context, q *db.Queries, now time.Time, ids
 // insertUniques inserts the unique-key jobs of a bulk enqueue one statement
 // each: their conflict handling needs INSERT ... ON CONFLICT, which COPY
 // lacks.
-func (c *Client) insertUniques(ctx context.Context, tx pgx.Tx, jobs []prepared, idx []int, out []Enqueued) error {
+func (c *Client) insertUniques(ctx context.Context, tx pgx.Tx, wake bool, jobs []prepared, idx []int, out []Enqueued) error {
 	q := c.queries(tx)
 	for _, i := range idx {
-		e, err := c.insertUnique(ctx, q, jobs[i])
+		e, err := c.insertUnique(ctx, q, jobs[i], wake)
 		if err != nil {
 			return err
 		}

@@ -261,7 +261,10 @@ func (p *PGQ) Growth(ctx context.Context, gp GrowthParams, progress func(int)) (
 
 // TxCost implements System: Clients connections run transactions of one
 // INSERT into a table of the schema, without and with an EnqueueTx, in two
-// alternating halves each so that drift affects both alike.
+// alternating halves each so that drift affects both alike. Both run in
+// transactions from Client.BeginFunc, the documented way to enqueue
+// beside one's own writes: its Commit wakes the workers after the commit
+// instead of a NOTIFY inside the transaction (queue/wake.go).
 func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 	orders := p.table("bench_orders")
 	if _, err := p.pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+orders+" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)"); err != nil {
@@ -270,7 +273,7 @@ func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 	insert := "INSERT INTO " + orders + " (note) VALUES ('order')"
 	run := func(enqueue bool, d time.Duration) (int64, error) {
 		return RunClients(ctx, tp.Clients, d, func(ctx context.Context) error {
-			return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			return p.client.BeginFunc(ctx, func(tx *queue.Tx) error {
 				if _, err := tx.Exec(ctx, insert); err != nil {
 					return err
 				}
