@@ -52,6 +52,38 @@ func ExampleClient_EnqueueTx() {
 }
 
 // Routes send tasks to queues by name; the call's options still win.
+// Client.BeginFunc is pgx.BeginFunc on the client's pool whose commit
+// wakes the workers afterwards, the faster form with many concurrent
+// producers (docs/architecture.md, "Waking workers").
+func ExampleClient_BeginFunc() {
+	ctx := context.Background()
+	db, release, err := pgtest.Acquire(ctx) // your *pgxpool.Pool and schema
+	if err != nil {
+		panic(err)
+	}
+	defer release()
+
+	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
+	if err != nil {
+		panic(err)
+	}
+	var job queue.Enqueued
+	err = client.BeginFunc(ctx, func(tx *queue.Tx) error {
+		// tx.Exec(ctx, "INSERT INTO users ...") goes here.
+		job, err = client.EnqueueTx(ctx, tx, WelcomeEmail{To: "ada@example.com"}, &queue.Options{Queue: "mail"})
+		return err
+	})
+	if err != nil {
+		panic(err)
+	}
+	stored, err := client.Job(ctx, job.ID)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(stored.Task, stored.Queue, stored.State)
+	// Output: emails.welcome mail available
+}
+
 func ExampleRoute() {
 	ctx := context.Background()
 	db, release, err := pgtest.Acquire(ctx)
