@@ -1,10 +1,8 @@
 package worker_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -25,37 +23,11 @@ func BenchmarkDrain(b *testing.B) {
 	}
 }
 
+// benchDrain drains with the default Config: no observer, tracing
+// through the global provider (unset in the test). It reports the
+// worker's CPU time per job as well as jobs/s (see benchDrainWith).
 func benchDrain(b *testing.B, concurrency int) {
-	bu := setupB(b)
-	ctx := context.Background()
-	reqs := make([]queue.Request, 0, 10000)
-	for left := b.N; left > 0; {
-		n := min(left, cap(reqs))
-		reqs = reqs[:0]
-		for range n {
-			reqs = append(reqs, queue.Request{Args: queue.Raw{Task: worker.TaskNoop}})
-		}
-		_, err := bu.client.EnqueueMany(ctx, reqs)
-		require.NoError(b, err)
-		left -= n
-	}
-	_, err := bu.db.Pool.Exec(ctx, "ANALYZE "+bu.db.Schema+".jobs")
-	require.NoError(b, err)
-
-	w, err := worker.New(bu.db.Pool, bu.reg, &worker.Config{
-		Schema: bu.db.Schema, Logger: testLogger(), Burst: true, Concurrency: concurrency, PollInterval: time.Minute,
-	})
-	require.NoError(b, err)
-	b.ResetTimer()
-	start := time.Now()
-	require.NoError(b, w.Run(ctx))
-	elapsed := time.Since(start)
-	b.StopTimer()
-
-	var left int
-	require.NoError(b, bu.db.Pool.QueryRow(ctx, "SELECT count(*) FROM "+bu.db.Schema+".jobs WHERE state <> 'succeeded'").Scan(&left))
-	require.Zero(b, left)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "jobs/s")
+	benchDrainWith(b, concurrency, func(*worker.Config) {})
 }
 
 func setupB(b *testing.B) *bundle {
