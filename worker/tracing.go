@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strconv"
 
 	"go.opentelemetry.io/otel"
@@ -29,6 +30,11 @@ type tracing struct {
 	// w3c: prop reads no other headers than traceparent, tracestate and
 	// baggage, so they can be decoded into a struct instead of a map.
 	w3c bool
+	// unset is OpenTelemetry's global provider while no program has set
+	// one (nil when the worker was given a provider, or the global one
+	// was set before New). Until one is set, its spans record nothing,
+	// so an attempt whose headers carry no trace context gets no span.
+	unset trace.TracerProvider
 }
 
 // newTracing returns the tracing of a worker, or nil when tp is a noop
@@ -44,6 +50,9 @@ func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tr
 		prop = queue.DefaultPropagator()
 	}
 	t := &tracing{tracer: tp.Tracer(tracerName), prop: prop, w3c: true}
+	if isUnsetGlobal(tp) {
+		t.unset = tp
+	}
 	for _, f := range prop.Fields() {
 		t.fields = append(t.fields, []byte(strconv.Quote(f)))
 		if f != "traceparent" && f != "tracestate" && f != "baggage" {
@@ -53,13 +62,30 @@ func newTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *tr
 	return t
 }
 
+// isUnsetGlobal reports whether tp is the provider otel.GetTracerProvider
+// returns while no program has called otel.SetTracerProvider: a
+// delegating provider, internal to OpenTelemetry, whose spans record
+// nothing until a real provider is set.
+func isUnsetGlobal(tp trace.TracerProvider) bool {
+	rt := reflect.TypeOf(tp)
+	return rt.Kind() == reflect.Pointer && rt.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global"
+}
+
 // start opens the attempt's span and puts it in the context the handler
 // gets, so that the handler's own spans are its children.
+//
+// With the global provider still unset and no trace context in the
+// headers, the span would record nothing and have no parent: a handler
+// could not tell it from none, so none is made. A job that carries a
+// trace context still gets its (non-recording) span, so that the
+// handler's context carries that trace on to what it calls.
 func (t *tracing) start(e *execution) {
 	r := &e.row
 	ctx := e.ctx
 	if t.hasFields(r.Meta) {
 		ctx = t.prop.Extract(ctx, t.carrier(r.Meta))
+	} else if t.unset != nil && otel.GetTracerProvider() == t.unset {
+		return
 	}
 	ctx, span := t.tracer.Start(ctx, "pgq.process "+r.Task,
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(e.start))
