@@ -220,6 +220,9 @@ func (r *riverSystem) Growth(ctx context.Context, p queuebench.GrowthParams, pro
 	if err := r.bulkInsert(ctx, max(p.Waiting, p.Measure)); err != nil {
 		return res, err
 	}
+	if err := queuebench.Settle(ctx, r.pool, "river_job"); err != nil {
+		return res, err
+	}
 	res.Setup = time.Since(t)
 	d, err := r.work(ctx, p.Measure, progress)
 	if err != nil {

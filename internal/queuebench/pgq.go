@@ -230,6 +230,9 @@ func (p *PGQ) Growth(ctx context.Context, gp GrowthParams, progress func(int)) (
 	if err := p.bulkInsert(ctx, max(gp.Waiting, gp.Measure)); err != nil {
 		return res, err
 	}
+	if err := Settle(ctx, p.pool, p.table("jobs")); err != nil {
+		return res, err
+	}
 	res.Setup = time.Since(t)
 
 	var done atomic.Int64

@@ -3,7 +3,11 @@ package queuebench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // System is one job queue under test, set up in a database (or schema) of
@@ -154,4 +158,22 @@ type WorkflowResult struct {
 	Chord time.Duration `json:"chord_ns"`
 	// Plain is the time to enqueue and run as many plain jobs.
 	Plain time.Duration `json:"plain_ns"`
+}
+
+// Settle brings a freshly filled job table to the state a long-lived one
+// is in before a growth run is timed: VACUUM (hint bits set, visibility
+// map and statistics current) and a CHECKPOINT, so that the timed drain
+// does not share the machine with autovacuum's first pass over millions
+// of new rows and with the checkpoint their WAL triggers. A table that
+// kept 5,000,000 finished jobs for real has had both long ago. The
+// CHECKPOINT needs superuser or pg_checkpoint; without it, it is skipped.
+func Settle(ctx context.Context, pool *pgxpool.Pool, table string) error {
+	if _, err := pool.Exec(ctx, "VACUUM (ANALYZE) "+table); err != nil {
+		return fmt.Errorf("vacuum %s: %w", table, err)
+	}
+	var pgErr *pgconn.PgError
+	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42501") {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
 }
