@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -130,11 +131,14 @@ func benchDrainWith(b *testing.B, concurrency int, mod func(*worker.Config)) {
 	w, err := worker.New(bu.db.Pool, bu.reg, cfg)
 	require.NoError(b, err)
 	b.ResetTimer()
+	var mem0, mem1 runtime.MemStats
+	runtime.ReadMemStats(&mem0)
 	cpu0 := processCPU(b)
 	start := time.Now()
 	require.NoError(b, w.Run(ctx))
 	elapsed := time.Since(start)
 	cpu := processCPU(b) - cpu0
+	runtime.ReadMemStats(&mem1)
 	b.StopTimer()
 
 	var left int
@@ -144,6 +148,11 @@ func benchDrainWith(b *testing.B, concurrency int, mod func(*worker.Config)) {
 	// CPU time of this process (the worker; PostgreSQL runs in others):
 	// what the hooks add, much less disturbed by other load than jobs/s.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/job")
+	// Heap allocations of the process per job: unlike the CPU time, they
+	// do not depend on the load of the machine, and the garbage collector's
+	// share of the CPU time grows with them.
+	b.ReportMetric(float64(mem1.Mallocs-mem0.Mallocs)/float64(b.N), "allocs/job")
+	b.ReportMetric(float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(b.N), "B/job")
 }
 
 // processCPU returns the user and system CPU time this process has used.
