@@ -51,13 +51,18 @@ func (c *completer) Stop() {
 // add hands an outcome over. It blocks while the completer is behind
 // (backpressure on the executions) and drops the outcome, with an error
 // log, once the completer has stopped.
-func (c *completer) add(o outcome) {
+func (c *completer) add(o *outcome) {
 	select {
-	case c.in <- o:
+	case c.in <- *o:
 	case <-c.dead:
-		c.w.log.Error("outcome dropped: the completer has stopped; the job is handed back or rescued",
-			"job_id", o.id, "task", o.task, "queue", o.queue, "attempt", o.attempt, "state", o.state)
+		c.dropped(o)
 	}
+}
+
+// dropped logs an outcome that came after the completer stopped.
+func (c *completer) dropped(o *outcome) {
+	c.w.log.Error("outcome dropped: the completer has stopped; the job is handed back or rescued",
+		"job_id", o.id, "task", o.task, "queue", o.queue, "attempt", o.attempt, "state", o.state)
 }
 
 // flushNow writes everything handed over so far and returns when it is

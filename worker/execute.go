@@ -40,6 +40,14 @@ type execution struct {
 	released    sync.Once   // execWG.Done: the handler returned, or was abandoned
 	completedTx atomic.Bool // CompleteTx succeeded inside the handler's transaction
 	span        trace.Span  // the attempt's span; nil: tracing is off
+	// killTimer and softTimer are the time limits' timers (nil: none);
+	// only the goroutine that runs execute touches them.
+	killTimer, softTimer *time.Timer
+
+	// jobv and info are what job points to, allocated with the
+	// execution rather than on their own.
+	jobv Job[json.RawMessage]
+	info Info
 }
 
 // resolve reports whether the caller is the first to decide the outcome:
@@ -79,12 +87,13 @@ func (w *Worker) newExecution(r db.ClaimJobsRow) *execution {
 	e := &execution{w: w, row: r, task: t, start: time.Now()}
 	e.ctx, e.cancel = context.WithCancelCause(w.jobsCtx)
 	e.ignoreResult = r.IgnoreResult || (t != nil && t.opts.IgnoreResult)
-	info := &Info{
+	e.info = Info{
 		ID: r.ID, Task: r.Task, Queue: r.Queue, Priority: int(r.Priority),
 		Attempt: int(r.Attempt), MaxRetries: int(r.MaxRetries),
 		RawArgs: r.Args, Headers: r.Meta, CreatedAt: r.CreatedAt, RunAt: r.RunAt, StartedAt: e.start,
 		ParentID: r.ParentID, RootID: r.RootID, WorkerID: w.cfg.WorkerID, exec: e,
 	}
+	info := &e.info
 	if t != nil && t.opts.MaxRetries != nil {
 		info.MaxRetries = *t.opts.MaxRetries
 	}
@@ -96,7 +105,8 @@ func (w *Worker) newExecution(r db.ClaimJobsRow) *execution {
 			info.SoftTimeLimit = 0
 		}
 	}
-	e.job = &Job[json.RawMessage]{Info: info, Args: r.Args}
+	e.jobv = Job[json.RawMessage]{Info: info, Args: r.Args}
+	e.job = &e.jobv
 	w.begin(e)
 	return e
 }
@@ -113,60 +123,111 @@ func millisOr(ms *int32, t *task, f func(*TaskOptions) time.Duration) time.Durat
 }
 
 // execute runs one claimed job in its own goroutine and decides its
-// outcome.
+// outcome. Its frame is kept small, the rare cases and the time limits
+// being in functions of their own: a goroutine starts with a small
+// stack, and a first frame that does not fit in it costs a stack copy
+// per job.
 func (w *Worker) execute(e *execution) {
-	defer e.release()
-	defer e.cancel(nil)
-	defer func() {
-		if t := e.revokeKill.Load(); t != nil {
-			t.Stop()
-		}
-	}()
-	r := &e.row
-	switch {
-	case r.Expired:
-		e.resolve()
-		o := e.base()
-		o.state, o.refund = stateCancelled, true
-		o.err = fmt.Errorf("expired at %s before a worker could start it", r.ExpiresAt.UTC().Format(time.RFC3339Nano))
-		w.finish(e.end(o))
-		return
-	case e.task == nil:
-		e.resolve()
-		w.finish(e.end(e.failure(Permanent(fmt.Errorf("%w %q: worker %s has no handler for it (it handles %s); register one with worker.Register, or route the task to a queue whose workers handle it",
-			ErrUnknownTask, r.Task, w.cfg.WorkerID, describeTasks(w.tasks))))))
+	defer e.cleanup()
+	if e.row.Expired || e.task == nil {
+		e.refuse()
 		return
 	}
+	ctx, cancel := e.ctx, context.CancelFunc(nil)
+	if e.info.TimeLimit > 0 || e.info.SoftTimeLimit > 0 {
+		ctx, cancel = e.startLimits()
+	}
+	result, err := e.call(ctx)
+	if cancel != nil {
+		cancel()
+	}
+	if !e.resolve() {
+		e.returnedLate(err)
+		return
+	}
+	var o outcome
+	e.decide(&o, ctx, result, err)
+	e.end(&o)
+	w.finish(&o)
+}
 
-	info := e.job.Info
-	ctx, cancel := e.ctx, context.CancelFunc(func() {})
+// cleanup runs when execute returns: it stops the attempt's timers,
+// ends its context and tells the worker not to wait for it any longer.
+func (e *execution) cleanup() {
+	if e.softTimer != nil {
+		e.softTimer.Stop()
+	}
+	if e.killTimer != nil {
+		e.killTimer.Stop()
+	}
+	if t := e.revokeKill.Load(); t != nil {
+		t.Stop()
+	}
+	e.cancel(nil)
+	e.release()
+}
+
+// refuse ends an attempt without running a handler: the job expired
+// before a worker could start it, or this worker has no handler for its
+// task.
+func (e *execution) refuse() {
+	if !e.resolve() {
+		return // a revoke took the slot back first
+	}
+	w, r := e.w, &e.row
+	var o outcome
+	if r.Expired {
+		o = e.base()
+		o.state, o.refund = stateCancelled, true
+		o.err = fmt.Errorf("expired at %s before a worker could start it", r.ExpiresAt.UTC().Format(time.RFC3339Nano))
+	} else {
+		o = e.failure(Permanent(fmt.Errorf("%w %q: worker %s has no handler for it (it handles %s); register one with worker.Register, or route the task to a queue whose workers handle it",
+			ErrUnknownTask, r.Task, w.cfg.WorkerID, describeTasks(w.tasks))))
+	}
+	e.end(&o)
+	w.finish(&o)
+}
+
+// startLimits starts the attempt's time limits. It returns the handler's
+// context, which ends at the hard limit with cause ErrTimeLimit, and its
+// cancel func (nil without a hard limit); it arms the timer that takes
+// the slot back from a handler that ignores its context for CancelGrace
+// after that, and the soft limit's.
+func (e *execution) startLimits() (context.Context, context.CancelFunc) {
+	info := &e.info
+	ctx, cancel := e.ctx, context.CancelFunc(nil)
 	if info.TimeLimit > 0 {
 		ctx, cancel = context.WithDeadlineCause(ctx, info.Deadline, &TimeLimitError{Limit: info.TimeLimit})
-		// A handler that ignores its context loses its slot after the grace.
-		kill := time.AfterFunc(info.TimeLimit+w.cfg.CancelGrace, func() {
-			if e.resolve() {
-				w.log.Error("handler ignored its time limit: slot taken back, the handler still runs",
-					"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
-				w.finish(e.end(e.failure(&TimeLimitError{Limit: info.TimeLimit})))
-				e.release() // abandoned: shutdown does not wait for it
-			}
-		})
-		defer kill.Stop()
+		e.killTimer = time.AfterFunc(info.TimeLimit+e.w.cfg.CancelGrace, e.ignoredTimeLimit)
 	}
 	if info.SoftTimeLimit > 0 {
 		info.soft = make(chan struct{})
-		soft := time.AfterFunc(info.SoftTimeLimit, func() { close(info.soft) })
-		defer soft.Stop()
+		e.softTimer = time.AfterFunc(info.SoftTimeLimit, func() { close(info.soft) })
 	}
+	return ctx, cancel
+}
 
-	result, err := e.call(ctx)
-	cancel()
+// ignoredTimeLimit takes the slot back from a handler still running
+// CancelGrace after its hard limit.
+func (e *execution) ignoredTimeLimit() {
 	if !e.resolve() {
-		w.log.Warn("handler returned after its slot was taken back; its outcome is dropped",
-			"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start), "error", err)
 		return
 	}
-	w.finish(e.end(e.decide(ctx, result, err)))
+	w, r := e.w, &e.row
+	w.log.Error("handler ignored its time limit: slot taken back, the handler still runs",
+		"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
+	o := e.failure(&TimeLimitError{Limit: e.info.TimeLimit})
+	e.end(&o)
+	w.finish(&o)
+	e.release() // abandoned: shutdown does not wait for it
+}
+
+// returnedLate logs a handler that returned after its slot was taken
+// back (time limit or revoke ignored); its outcome is dropped.
+func (e *execution) returnedLate(err error) {
+	r := &e.row
+	e.w.log.Warn("handler returned after its slot was taken back; its outcome is dropped",
+		"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start), "error", err)
 }
 
 // call runs the handler, turning a panic into a PanicError.
@@ -186,25 +247,51 @@ func (e *execution) base() outcome {
 	}
 }
 
+// nullJSON is the result of a handler that returns nil, as json.Marshal
+// would encode it. It is shared: nothing writes to an outcome's result.
+var nullJSON = json.RawMessage("null")
+
 // decide turns what the handler returned into the outcome to write.
-func (e *execution) decide(ctx context.Context, result any, err error) outcome {
-	if err == nil {
-		if e.completedTx.Load() {
-			// The row says succeeded if the handler's transaction committed;
-			// this failure is written only if it did not.
-			return e.failure(errors.New("the handler called CompleteTx but its transaction did not commit"))
-		}
-		o := e.base()
-		o.state = stateSucceeded
-		if !e.ignoreResult {
-			b, merr := json.Marshal(result)
-			if merr != nil {
-				return e.failure(Permanent(fmt.Errorf("encode result of task %s as JSON: %w", e.row.Task, merr)))
-			}
-			o.result = b
-		}
-		return o
+// It writes the outcome into o: the common case, a success with no
+// result to encode, is decided here and the others by decideOther, so
+// that only they pay for its frame (see execute).
+func (e *execution) decide(o *outcome, ctx context.Context, result any, err error) {
+	if err != nil || e.completedTx.Load() || (result != nil && !e.ignoreResult) {
+		e.decideOther(o, ctx, result, err)
+		return
 	}
+	r := &e.row
+	*o = outcome{id: r.ID, attempt: r.Attempt, task: r.Task, queue: r.Queue, state: stateSucceeded, duration: time.Since(e.start)}
+	if !e.ignoreResult {
+		o.result = nullJSON
+	}
+}
+
+// decideOther is decide for a failure, a CompleteTx, or a result to
+// encode.
+func (e *execution) decideOther(o *outcome, ctx context.Context, result any, err error) {
+	switch {
+	case err != nil:
+		*o = e.decideError(ctx, err)
+	case e.completedTx.Load():
+		// The row says succeeded if the handler's transaction committed;
+		// this failure is written only if it did not.
+		*o = e.failure(errors.New("the handler called CompleteTx but its transaction did not commit"))
+	default:
+		*o = e.base()
+		o.state = stateSucceeded
+		b, merr := json.Marshal(result)
+		if merr != nil {
+			*o = e.failure(Permanent(fmt.Errorf("encode result of task %s as JSON: %w", e.row.Task, merr)))
+			return
+		}
+		o.result = b
+	}
+}
+
+// decideError turns the error a handler returned into the outcome to
+// write.
+func (e *execution) decideError(ctx context.Context, err error) outcome {
 	if e.revoked.Load() && errors.Is(context.Cause(ctx), ErrRevoked) {
 		return e.revokedOutcome(err)
 	}
@@ -241,7 +328,9 @@ func (e *execution) revoke() {
 		if e.resolve() {
 			w.log.Error("revoked handler ignored its cancelled context: slot taken back, the handler still runs",
 				"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
-			w.finish(e.end(e.revokedOutcome(nil)))
+			o := e.revokedOutcome(nil)
+			e.end(&o)
+			w.finish(&o)
 			e.release() // abandoned: shutdown does not wait for it
 		}
 	}))

@@ -63,13 +63,12 @@ func (w *Worker) begin(e *execution) {
 	}
 }
 
-// end closes the attempt's span with its outcome and returns the
-// outcome, for the worker to hand to the completer.
-func (e *execution) end(o outcome) outcome {
+// end closes the attempt's span with its outcome, before the worker
+// hands the outcome to the completer.
+func (e *execution) end(o *outcome) {
 	if e.span != nil {
-		endSpan(e.span, &o)
+		endSpan(e.span, o)
 	}
-	return o
 }
 
 // observeFinished returns the function the completer calls after each

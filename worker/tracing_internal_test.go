@@ -51,7 +51,7 @@ func BenchmarkAttemptHooks(b *testing.B) {
 			for b.Loop() {
 				e := &execution{w: w, row: row, start: time.Now(), ctx: context.Background()}
 				w.begin(e)
-				_ = e.end(outcome{state: stateSucceeded})
+				e.end(&outcome{state: stateSucceeded})
 				exp.Reset()
 			}
 		})

@@ -309,7 +309,7 @@ func (w *Worker) register(ctx context.Context) error {
 
 // finish hands an attempt's outcome to the completer and frees its slot.
 // Exactly one caller per execution gets here (execution.resolve).
-func (w *Worker) finish(o outcome) {
+func (w *Worker) finish(o *outcome) {
 	w.completer.add(o)
 	w.slots.Add(-1)
 	select {
