@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -23,6 +22,13 @@ type completer struct {
 	dead  chan struct{} // closed when the loop has returned (or will never run)
 
 	deadOnce sync.Once
+
+	// Reused from batch to batch by the loop's goroutine, the only one
+	// that writes: the outcomes split by statement, the arrays of the
+	// successes' statement and the set of ids it stored.
+	ok, other []*outcome
+	succeeded db.CompleteJobsParams
+	done      map[int64]bool
 }
 
 func newCompleter(w *Worker) *completer {
@@ -96,6 +102,14 @@ func (c *completer) run(ctx context.Context) {
 			linger.Reset(delay)
 		collect:
 			for len(batch) < CompletionBatchDefault {
+				// Outcomes queued already are taken without a select each
+				// (this goroutine is the only receiver).
+				for n := min(len(c.in), CompletionBatchDefault-len(batch)); n > 0; n-- {
+					batch = append(batch, <-c.in)
+				}
+				if len(batch) == CompletionBatchDefault {
+					break
+				}
 				select {
 				case o := <-c.in:
 					batch = append(batch, o)
@@ -149,7 +163,7 @@ func (c *completer) write(stopping context.Context, batch []outcome) {
 		n := min(len(batch), CompletionBatchDefault)
 		part := batch[:n]
 		batch = batch[n:]
-		var ok, other []*outcome
+		ok, other := c.ok[:0], c.other[:0]
 		for i := range part {
 			if part[i].state == stateSucceeded {
 				ok = append(ok, &part[i])
@@ -159,6 +173,9 @@ func (c *completer) write(stopping context.Context, batch []outcome) {
 		}
 		c.retry(stopping, ok, c.writeSucceeded)
 		c.retry(stopping, other, c.writeOther)
+		clear(ok) // let the batch's outcomes go
+		clear(other)
+		c.ok, c.other = ok[:0], other[:0]
 	}
 }
 
@@ -194,20 +211,24 @@ func (c *completer) writeSucceeded(ok []*outcome, _ bool) error {
 	w := c.w
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := db.CompleteJobsParams{
-		WorkerID: w.cfg.WorkerID,
-		Ids:      make([]int64, len(ok)),
-		Attempts: make([]int32, len(ok)),
-		Results:  make([]json.RawMessage, len(ok)),
+	p := &c.succeeded
+	p.WorkerID = w.cfg.WorkerID
+	p.Ids, p.Attempts, p.Results = p.Ids[:0], p.Attempts[:0], p.Results[:0]
+	for _, o := range ok {
+		p.Ids = append(p.Ids, o.id)
+		p.Attempts = append(p.Attempts, o.attempt)
+		p.Results = append(p.Results, o.result)
 	}
-	for i, o := range ok {
-		p.Ids[i], p.Attempts[i], p.Results[i] = o.id, o.attempt, o.result
-	}
-	ids, err := w.q.CompleteJobs(ctx, p)
+	ids, err := w.q.CompleteJobs(ctx, *p)
+	clear(p.Results) // let the results go
 	if err != nil {
 		return err
 	}
-	done := make(map[int64]bool, len(ids))
+	if c.done == nil {
+		c.done = make(map[int64]bool, len(ids))
+	}
+	done := c.done
+	clear(done)
 	for _, id := range ids {
 		done[id] = true
 	}
