@@ -146,9 +146,15 @@ func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
 // has committed and the queue's workers have been woken: Celery's
 // apply_async(). opts may be nil.
 func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
-	e, err := c.observe(c.enqueue(ctx, c.pool, false, args, opts))
+	// One connection for the statement and the wake-up after it.
+	conn, err := c.pool.Acquire(ctx)
+	if err != nil {
+		return Enqueued{}, dbError(c.schema, "acquire a connection", err)
+	}
+	defer conn.Release()
+	e, err := c.observe(c.enqueue(ctx, conn, false, args, opts))
 	if err == nil && e.wakes() {
-		c.waker.wake(ctx, []string{e.Queue})
+		c.waker.wake(ctx, conn, []string{e.Queue})
 	}
 	return e, err
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgq/pgq/internal/schema"
 )
 
 // Waking workers after the commit.
@@ -24,9 +27,9 @@ import (
 // When the client owns the transaction (Enqueue, EnqueueMany, and the
 // transactions of Client.Begin and Client.BeginFunc), it therefore leaves
 // the NOTIFY out of the transaction and sends it itself once the commit
-// has returned, in a statement of its own. Such a statement writes no WAL,
-// so it holds the lock for microseconds, and the job it announces is
-// visible to the worker it wakes. Wake-ups that arrive while one is being
+// has returned, in a statement of its own on the same connection. Such a
+// statement writes no WAL, so it holds the lock for microseconds, and the
+// job it announces is visible to the worker it wakes. Wake-ups that arrive while one is being
 // sent ride together in the next (the way PostgreSQL's own group commit
 // shares a flush), so concurrent producers send far fewer NOTIFYs than
 // jobs. A caller returns once a NOTIFY that covers its queues has been
@@ -44,9 +47,9 @@ const wakeTimeout = 5 * time.Second
 
 // waker sends the post-commit wake-ups of one Client.
 type waker struct {
-	// notify sends one NOTIFY statement for queues (a field so that a
-	// test can hold it).
-	notify func(ctx context.Context, queues []string) error
+	// notify sends one NOTIFY statement for queues on conn (a field so
+	// that a test can hold it).
+	notify func(ctx context.Context, conn schema.DBTX, queues []string) error
 
 	mu      sync.Mutex
 	cur     *wakeBatch    // the batch new wake-ups join
@@ -61,8 +64,8 @@ type wakeBatch struct {
 }
 
 func newWaker(c *Client) *waker {
-	notify := func(ctx context.Context, queues []string) error {
-		return c.queries(c.pool).NotifyQueues(ctx, queues)
+	notify := func(ctx context.Context, conn schema.DBTX, queues []string) error {
+		return c.queries(conn).NotifyQueues(ctx, queues)
 	}
 	return &waker{notify: notify, cur: newWakeBatch(), free: make(chan struct{})}
 }
@@ -73,9 +76,10 @@ func newWakeBatch() *wakeBatch {
 
 // wake sends a wake-up for queues and returns once one has been sent that
 // covers them (or ctx ends). The first caller finding no send in flight
-// sends the current batch; callers arriving meanwhile join the next batch
-// and one of them sends it when the first send is over.
-func (w *waker) wake(ctx context.Context, queues []string) {
+// sends the current batch on its connection conn (the one its commit went
+// through: no second pool acquire); callers arriving meanwhile join the
+// next batch and one of them sends it when the first send is over.
+func (w *waker) wake(ctx context.Context, conn schema.DBTX, queues []string) {
 	if len(queues) == 0 {
 		return
 	}
@@ -98,7 +102,7 @@ func (w *waker) wake(ctx context.Context, queues []string) {
 			w.sending = true
 			w.cur = newWakeBatch()
 			w.mu.Unlock()
-			w.send(ctx, b)
+			w.send(ctx, conn, b)
 			w.mu.Lock()
 			w.sending = false
 			close(b.done)
@@ -120,7 +124,7 @@ func (w *waker) wake(ctx context.Context, queues []string) {
 
 // send sends one batch in a statement of its own. It outlives the
 // caller's context: the other callers of the batch wait for it.
-func (w *waker) send(ctx context.Context, b *wakeBatch) {
+func (w *waker) send(ctx context.Context, conn schema.DBTX, b *wakeBatch) {
 	queues := make([]string, 0, len(b.queues))
 	for q := range b.queues {
 		queues = append(queues, q)
@@ -129,7 +133,7 @@ func (w *waker) send(ctx context.Context, b *wakeBatch) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wakeTimeout)
 	defer cancel()
 	// An error is dropped on purpose: see "Waking workers after the commit".
-	_ = w.notify(ctx, queues)
+	_ = w.notify(ctx, conn, queues)
 }
 
 // Tx is a transaction begun by Client.Begin. It is a pgx.Tx; EnqueueTx and
@@ -139,9 +143,11 @@ func (w *waker) send(ctx context.Context, b *wakeBatch) {
 // Client.Begin).
 type Tx struct {
 	pgx.Tx
-	c      *Client
-	mu     sync.Mutex
-	queues []string // queues to wake after commit
+	c        *Client
+	conn     *pgxpool.Conn // returned to the pool by Commit or Rollback
+	mu       sync.Mutex
+	queues   []string // queues to wake after commit
+	released bool
 }
 
 // Begin starts a transaction on the client's pool for enqueuing together
@@ -154,11 +160,16 @@ type Tx struct {
 // form commits several times as many transactions per second
 // (docs/performance.md). Commit or Rollback it as any pgx.Tx.
 func (c *Client) Begin(ctx context.Context) (*Tx, error) {
-	tx, err := c.pool.Begin(ctx)
+	conn, err := c.pool.Acquire(ctx)
 	if err != nil {
+		return nil, dbError(c.schema, "acquire a connection", err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		conn.Release()
 		return nil, dbError(c.schema, "begin transaction", err)
 	}
-	return &Tx{Tx: tx, c: c}, nil
+	return &Tx{Tx: tx, c: c, conn: conn}, nil
 }
 
 // BeginFunc runs fn in a transaction from Begin and commits it when fn
@@ -176,8 +187,10 @@ func (c *Client) BeginFunc(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 // Commit commits the transaction and then wakes the workers of the queues
-// jobs were enqueued into. The wake-up is sent before Commit returns.
+// jobs were enqueued into, on the same connection, before it returns the
+// connection to the pool.
 func (t *Tx) Commit(ctx context.Context) error {
+	defer t.release()
 	if err := t.Tx.Commit(ctx); err != nil {
 		return err
 	}
@@ -185,8 +198,25 @@ func (t *Tx) Commit(ctx context.Context) error {
 	queues := t.queues
 	t.queues = nil
 	t.mu.Unlock()
-	t.c.waker.wake(ctx, queues)
+	t.c.waker.wake(ctx, t.conn, queues)
 	return nil
+}
+
+// Rollback rolls the transaction back and returns its connection to the
+// pool. After Commit it does nothing (pgx.ErrTxClosed), as with any pgx.Tx.
+func (t *Tx) Rollback(ctx context.Context) error {
+	defer t.release()
+	return t.Tx.Rollback(ctx)
+}
+
+// release returns the connection to the pool, once.
+func (t *Tx) release() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.released {
+		t.released = true
+		t.conn.Release()
+	}
 }
 
 // deferWake records queues to wake after commit.

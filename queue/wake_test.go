@@ -2,8 +2,11 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgq/pgq/queue"
@@ -23,6 +26,7 @@ func TestBeginSendsTheWakeUpAfterCommit(t *testing.T) {
 	_, err = b.client.EnqueueTx(ctx, tx, sendEmail{}, &queue.Options{Queue: "mail"})
 	require.NoError(t, err)
 	require.NoError(t, tx.Tx.Commit(ctx))
+	require.ErrorIs(t, tx.Rollback(ctx), pgx.ErrTxClosed) // returns the connection
 	require.Empty(t, l.drain(b), "the enqueue statement must not notify inside a Client.Begin transaction")
 	require.Equal(t, 1, b.count(t, "queue = 'mail'"))
 
@@ -91,4 +95,46 @@ func TestBeginFunc(t *testing.T) {
 		return err
 	}))
 	require.Equal(t, 1, b.count(t, "true"))
+}
+
+// Commit, Rollback and BeginFunc return the transaction's connection to
+// the pool, also after a failed Commit.
+func TestClientTxReturnsItsConnection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, nil)
+	cfg, err := pgxpool.ParseConfig(b.db.URL)
+	require.NoError(t, err)
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer pool.Close()
+	client, err := queue.NewClient(pool, &queue.Config{Schema: b.db.Schema})
+	require.NoError(t, err)
+
+	for range 5 {
+		tx, err := client.Begin(ctx)
+		require.NoError(t, err)
+		_, err = client.EnqueueTx(ctx, tx, sendEmail{}, nil)
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit(ctx))
+		require.ErrorIs(t, tx.Rollback(ctx), pgx.ErrTxClosed)
+
+		tx, err = client.Begin(ctx)
+		require.NoError(t, err)
+		require.NoError(t, tx.Rollback(ctx))
+
+		// A statement error aborts the transaction; Commit then fails.
+		tx, err = client.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, "SELECT 1/0")
+		require.Error(t, err)
+		require.Error(t, tx.Commit(ctx))
+
+		require.Error(t, client.BeginFunc(ctx, func(tx *queue.Tx) error { return errors.New("no") }))
+		_, err = client.Enqueue(ctx, sendEmail{}, nil)
+		require.NoError(t, err)
+	}
+	require.Zero(t, pool.Stat().AcquiredConns(), "a connection was not returned to the pool")
+	require.Equal(t, 10, b.count(t, "true"))
 }
