@@ -28,7 +28,8 @@ type execution struct {
 
 	ignoreResult bool
 	// ctx is the parent of the handler's context; cancel ends it with
-	// cause ErrRevoked when the job is revoked with terminate.
+	// cause ErrRevoked when the job is revoked with terminate, and with
+	// ErrShutdown when the worker stops its jobs (Worker.stopJobs).
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	revoked atomic.Bool
@@ -85,7 +86,7 @@ const (
 func (w *Worker) newExecution(r db.ClaimJobsRow) *execution {
 	t := w.tasks[r.Task]
 	e := &execution{w: w, row: r, task: t, start: time.Now()}
-	e.ctx, e.cancel = context.WithCancelCause(w.jobsCtx)
+	e.ctx, e.cancel = context.WithCancelCause(context.Background()) // see stopJobs
 	e.ignoreResult = r.IgnoreResult || (t != nil && t.opts.IgnoreResult)
 	e.info = Info{
 		ID: r.ID, Task: r.Task, Queue: r.Queue, Priority: int(r.Priority),

@@ -232,6 +232,12 @@ func (f *fetcher) startJobs(rows []db.ClaimJobsRow) {
 		execs[i] = w.newExecution(r)
 	}
 	w.hold(execs)
+	if cause := context.Cause(w.jobsCtx); cause != nil {
+		// The jobs were stopped already: stopJobs may not have seen these.
+		for _, e := range execs {
+			e.cancel(cause)
+		}
+	}
 	for _, e := range execs {
 		w.slots.Add(1)
 		w.execWG.Add(1)

@@ -64,10 +64,12 @@ type Worker struct {
 	held           map[int64]*execution
 	pendingRevokes map[int64]time.Time
 
-	health   health
-	execWG   sync.WaitGroup
-	jobsCtx  context.Context // parent of every handler's context
-	stopJobs context.CancelCauseFunc
+	health health
+	execWG sync.WaitGroup
+	// jobsCtx ends, with its cause, when the worker stops its jobs
+	// (stopJobs); it is not the parent of the handlers' contexts.
+	jobsCtx       context.Context
+	cancelJobsCtx context.CancelCauseFunc
 
 	notifier   *notifier
 	fetcher    *fetcher
@@ -111,7 +113,7 @@ func New(pool *pgxpool.Pool, reg *Registry, cfg *Config) (*Worker, error) {
 		w.limit.Store(int64(c.Autoscale.Min))
 		w.scale.Store(c.Autoscale)
 	}
-	w.jobsCtx, w.stopJobs = context.WithCancelCause(context.Background())
+	w.jobsCtx, w.cancelJobsCtx = context.WithCancelCause(context.Background())
 	w.notifier = newNotifier(w)
 	w.fetcher = newFetcher(w)
 	w.completer = newCompleter(w)
@@ -305,6 +307,27 @@ func (w *Worker) register(ctx context.Context) error {
 		return fmt.Errorf("register worker %s: %w", w.cfg.WorkerID, err)
 	}
 	return nil
+}
+
+// stopJobs ends the context of every running handler with cause, and
+// jobsCtx. A handler's context does not derive from jobsCtx: with a
+// child per running job, that parent cost a map insertion and a
+// deletion under its one lock per job, from every goroutine. The held
+// jobs are cancelled one by one instead: a job leaves the held set only
+// once its outcome is written, after its handler returned or was
+// abandoned (a handler abandoned at its time limit or revoke has had
+// its context ended already).
+func (w *Worker) stopJobs(cause error) {
+	w.cancelJobsCtx(cause)
+	w.heldMu.Lock()
+	held := make([]*execution, 0, len(w.held))
+	for _, e := range w.held {
+		held = append(held, e)
+	}
+	w.heldMu.Unlock()
+	for _, e := range held {
+		e.cancel(cause)
+	}
 }
 
 // finish hands an attempt's outcome to the completer and frees its slot.
