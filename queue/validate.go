@@ -10,9 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// These patterns repeat the CHECK constraints of pgq.jobs (migration 0001)
-// so that bad input is reported before a statement is sent; a test holds
-// the two in step.
+// These patterns are the name rules of pgq.enqueue() (migration 0001; the
+// table's domains check only lengths, migration 0013), here so that bad
+// input is reported before a statement is sent; a test holds the two in
+// step.
 var (
 	taskPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:/-]{0,199}$`)
 	queuePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}$`)
