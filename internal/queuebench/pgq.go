@@ -292,20 +292,25 @@ func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 }
 
 // RunClients runs op in a loop on clients goroutines for d and returns how
-// many calls succeeded. The first error stops the run.
+// many calls succeeded. The first error stops the run. A call that is
+// under way at the end of d runs to its end with ctx, not a context that
+// expired: a transaction cut off mid-flight would leave its server
+// session working after RunClients returned (pgx closes such a connection
+// in the background), and the next workload's DROP SCHEMA would then
+// deadlock with it.
 func RunClients(ctx context.Context, clients int, d time.Duration, op func(context.Context) error) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
+	deadline := time.Now().Add(d)
 	var n atomic.Int64
 	var firstErr error
+	var failed atomic.Bool
 	var once sync.Once
 	var wg sync.WaitGroup
 	for range max(1, clients) {
 		wg.Go(func() {
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && !failed.Load() && time.Now().Before(deadline) {
 				if err := op(ctx); err != nil {
 					if ctx.Err() == nil {
-						once.Do(func() { firstErr = err; cancel() })
+						once.Do(func() { firstErr = err; failed.Store(true) })
 					}
 					return
 				}

@@ -239,6 +239,11 @@ func openBenchSchema(ctx context.Context, pool *pgxpool.Pool, name string, drop 
 	if err := drop(ctx); err != nil {
 		return nil, nil, err
 	}
+	// The pool's connections cached statements prepared against the
+	// schema just dropped; the new one has the same name but new types
+	// (its domains), and a cached plan whose result type changed fails
+	// once. Fresh connections start with empty caches.
+	pool.Reset()
 	if err := migrations.Up(ctx, pool, name); err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("migrate schema %s: %w", name, err), drop(context.WithoutCancel(ctx)))
 	}
