@@ -146,15 +146,9 @@ func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
 // has committed and the queue's workers have been woken: Celery's
 // apply_async(). opts may be nil.
 func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
-	// One connection for the statement and the wake-up after it.
-	conn, err := c.pool.Acquire(ctx)
-	if err != nil {
-		return Enqueued{}, dbError(c.schema, "acquire a connection", err)
-	}
-	defer conn.Release()
-	e, err := c.observe(c.enqueue(ctx, conn, false, args, opts))
+	e, err := c.observe(c.enqueue(ctx, c.pool, false, args, opts))
 	if err == nil && e.wakes() {
-		c.waker.wake(ctx, conn, []string{e.Queue})
+		c.waker.wake(ctx, c.pool, []string{e.Queue})
 	}
 	return e, err
 }
