@@ -148,7 +148,7 @@ func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
 func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
 	e, err := c.observe(c.enqueue(ctx, c.pool, false, args, opts))
 	if err == nil && e.wakes() {
-		c.waker.wake(ctx, c.pool, []string{e.Queue})
+		c.waker.wake(ctx, []string{e.Queue})
 	}
 	return e, err
 }

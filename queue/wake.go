@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/pgq/pgq/internal/schema"
 )
 
 // Waking workers after the commit.
@@ -47,9 +44,9 @@ const wakeTimeout = 5 * time.Second
 
 // waker sends the post-commit wake-ups of one Client.
 type waker struct {
-	// notify sends one NOTIFY statement for queues on conn (a field so
-	// that a test can hold it).
-	notify func(ctx context.Context, conn schema.DBTX, queues []string) error
+	// notify sends one NOTIFY statement for queues through the pool (a
+	// field so that a test can hold it).
+	notify func(ctx context.Context, queues []string) error
 
 	mu      sync.Mutex
 	cur     *wakeBatch    // the batch new wake-ups join
@@ -64,8 +61,8 @@ type wakeBatch struct {
 }
 
 func newWaker(c *Client) *waker {
-	notify := func(ctx context.Context, conn schema.DBTX, queues []string) error {
-		return c.queries(conn).NotifyQueues(ctx, queues)
+	notify := func(ctx context.Context, queues []string) error {
+		return c.queries(c.pool).NotifyQueues(ctx, queues)
 	}
 	return &waker{notify: notify, cur: newWakeBatch(), free: make(chan struct{})}
 }
@@ -76,13 +73,10 @@ func newWakeBatch() *wakeBatch {
 
 // wake sends a wake-up for queues and returns once one has been sent that
 // covers them (or ctx ends). The first caller finding no send in flight
-// sends the current batch through conn (the pool: callers hold no
-// connection while they wait; holding them, with the sender on its own
-// connection, doubled the pickup latency of the side-by-side harness's
-// steady state, p50 1.2 -> 4.6 ms, for no throughput); callers arriving
-// meanwhile join the next batch and one of them sends it when the first
-// send is over.
-func (w *waker) wake(ctx context.Context, conn schema.DBTX, queues []string) {
+// sends the current batch through the pool; callers arriving meanwhile
+// join the next batch and one of them sends it when the first send is
+// over. A waiting caller holds no connection.
+func (w *waker) wake(ctx context.Context, queues []string) {
 	if len(queues) == 0 {
 		return
 	}
@@ -105,7 +99,7 @@ func (w *waker) wake(ctx context.Context, conn schema.DBTX, queues []string) {
 			w.sending = true
 			w.cur = newWakeBatch()
 			w.mu.Unlock()
-			w.send(ctx, conn, b)
+			w.send(ctx, b)
 			w.mu.Lock()
 			w.sending = false
 			close(b.done)
@@ -127,7 +121,7 @@ func (w *waker) wake(ctx context.Context, conn schema.DBTX, queues []string) {
 
 // send sends one batch in a statement of its own. It outlives the
 // caller's context: the other callers of the batch wait for it.
-func (w *waker) send(ctx context.Context, conn schema.DBTX, b *wakeBatch) {
+func (w *waker) send(ctx context.Context, b *wakeBatch) {
 	queues := make([]string, 0, len(b.queues))
 	for q := range b.queues {
 		queues = append(queues, q)
@@ -136,7 +130,7 @@ func (w *waker) send(ctx context.Context, conn schema.DBTX, b *wakeBatch) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wakeTimeout)
 	defer cancel()
 	// An error is dropped on purpose: see "Waking workers after the commit".
-	_ = w.notify(ctx, conn, queues)
+	_ = w.notify(ctx, queues)
 }
 
 // Tx is a transaction begun by Client.Begin. It is a pgx.Tx; EnqueueTx and
@@ -144,13 +138,12 @@ func (w *waker) send(ctx context.Context, conn schema.DBTX, b *wakeBatch) {
 // transaction, and Commit sends it once the commit has succeeded, so that
 // concurrent enqueuing transactions can share a WAL flush (see
 // Client.Begin).
+//
+// Like any pgx.Tx it is for one goroutine at a time.
 type Tx struct {
 	pgx.Tx
-	c        *Client
-	conn     *pgxpool.Conn // returned to the pool by Commit or Rollback
-	mu       sync.Mutex
-	queues   []string // queues to wake after commit
-	released bool
+	c      *Client
+	queues []string // queues to wake after commit
 }
 
 // Begin starts a transaction on the client's pool for enqueuing together
@@ -163,16 +156,11 @@ type Tx struct {
 // form commits several times as many transactions per second
 // (docs/performance.md). Commit or Rollback it as any pgx.Tx.
 func (c *Client) Begin(ctx context.Context) (*Tx, error) {
-	conn, err := c.pool.Acquire(ctx)
+	tx, err := c.pool.Begin(ctx)
 	if err != nil {
-		return nil, dbError(c.schema, "acquire a connection", err)
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		conn.Release()
 		return nil, dbError(c.schema, "begin transaction", err)
 	}
-	return &Tx{Tx: tx, c: c, conn: conn}, nil
+	return &Tx{Tx: tx, c: c}, nil
 }
 
 // BeginFunc runs fn in a transaction from Begin and commits it when fn
@@ -189,43 +177,20 @@ func (c *Client) BeginFunc(ctx context.Context, fn func(tx *Tx) error) error {
 	return tx.Commit(ctx)
 }
 
-// Commit commits the transaction, returns its connection to the pool and
-// then wakes the workers of the queues jobs were enqueued into.
+// Commit commits the transaction (which returns its connection to the
+// pool) and then wakes the workers of the queues jobs were enqueued into.
 func (t *Tx) Commit(ctx context.Context) error {
-	err := t.Tx.Commit(ctx)
-	t.release()
-	if err != nil {
+	if err := t.Tx.Commit(ctx); err != nil {
 		return err
 	}
-	t.mu.Lock()
 	queues := t.queues
 	t.queues = nil
-	t.mu.Unlock()
-	t.c.waker.wake(ctx, t.c.pool, queues)
+	t.c.waker.wake(ctx, queues)
 	return nil
-}
-
-// Rollback rolls the transaction back and returns its connection to the
-// pool. After Commit it does nothing (pgx.ErrTxClosed), as with any pgx.Tx.
-func (t *Tx) Rollback(ctx context.Context) error {
-	defer t.release()
-	return t.Tx.Rollback(ctx)
-}
-
-// release returns the connection to the pool, once.
-func (t *Tx) release() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.released {
-		t.released = true
-		t.conn.Release()
-	}
 }
 
 // deferWake records queues to wake after commit.
 func (t *Tx) deferWake(queues ...string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	for _, q := range queues {
 		if !slices.Contains(t.queues, q) {
 			t.queues = append(t.queues, q)

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/pgq/pgq/internal/schema"
 )
 
 // Wake-ups that arrive while one is being sent ride together in the next
@@ -23,7 +21,7 @@ func TestWakeUpsArrivingDuringASendShareTheNext(t *testing.T) {
 	entered := make(chan struct{}, 10)
 	release := make(chan struct{})
 	w := newWaker(nil)
-	w.notify = func(_ context.Context, _ schema.DBTX, queues []string) error {
+	w.notify = func(_ context.Context, queues []string) error {
 		mu.Lock()
 		sends = append(sends, queues)
 		first := len(sends) == 1
@@ -37,7 +35,7 @@ func TestWakeUpsArrivingDuringASendShareTheNext(t *testing.T) {
 
 	firstDone := make(chan struct{})
 	go func() {
-		w.wake(ctx, nil, []string{"a"})
+		w.wake(ctx, []string{"a"})
 		close(firstDone)
 	}()
 	<-entered // the first send is in flight
@@ -48,7 +46,7 @@ func TestWakeUpsArrivingDuringASendShareTheNext(t *testing.T) {
 	for i := range others {
 		q := []string{"b", "c"}[i%2]
 		wg.Go(func() {
-			w.wake(ctx, nil, []string{q})
+			w.wake(ctx, []string{q})
 			returned <- q
 		})
 	}
@@ -74,15 +72,15 @@ func TestWakeReturnsWhenItsContextEnds(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 2)
 	w := newWaker(nil)
-	w.notify = func(context.Context, schema.DBTX, []string) error {
+	w.notify = func(context.Context, []string) error {
 		entered <- struct{}{}
 		<-release
 		return nil
 	}
-	go w.wake(context.Background(), nil, []string{"a"})
+	go w.wake(context.Background(), []string{"a"})
 	<-entered
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	w.wake(ctx, nil, []string{"b"}) // returns although a send is in flight
+	w.wake(ctx, []string{"b"}) // returns although a send is in flight
 	close(release)
 }
