@@ -63,6 +63,38 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 			})
 			return id, err
 		}},
+		{"BeginFunc+EnqueueBatched", func() (id int64, err error) {
+			var job *queue.BatchedJob
+			err = b.client.BeginFunc(ctx, func(tx *queue.Tx) error {
+				batch := &pgx.Batch{}
+				var err error
+				if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, nil); err != nil {
+					return err
+				}
+				return tx.SendBatch(ctx, batch).Close()
+			})
+			if err != nil {
+				return 0, err
+			}
+			e, err := job.Result()
+			return e.ID, err
+		}},
+		{"pgx.Tx+EnqueueBatched", func() (id int64, err error) {
+			var job *queue.BatchedJob
+			err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
+				batch := &pgx.Batch{}
+				var err error
+				if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, nil); err != nil {
+					return err
+				}
+				return tx.SendBatch(ctx, batch).Close()
+			})
+			if err != nil {
+				return 0, err
+			}
+			e, err := job.Result()
+			return e.ID, err
+		}},
 		{"pgx.Tx+EnqueueTx", func() (id int64, err error) {
 			err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
 				e, err := b.client.EnqueueTx(ctx, tx, addArgs{}, nil)

@@ -263,11 +263,14 @@ func (p *PGQ) Growth(ctx context.Context, gp GrowthParams, progress func(int)) (
 }
 
 // TxCost implements System: Clients connections run transactions of one
-// INSERT into a table of the schema, without and with an EnqueueTx, in two
+// INSERT into a table of the schema, without and with an enqueue, in two
 // alternating halves each so that drift affects both alike. Both run in
 // transactions from Client.BeginFunc, the documented way to enqueue
 // beside one's own writes: its Commit wakes the workers after the commit
-// instead of a NOTIFY inside the transaction (queue/wake.go).
+// instead of a NOTIFY inside the transaction (queue/wake.go), and the
+// enqueue is queued with EnqueueBatched on the batch that carries the
+// INSERT, so both transactions make the same three round trips (BEGIN,
+// the statements, COMMIT).
 func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 	orders := p.table("bench_orders")
 	if _, err := p.pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+orders+" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)"); err != nil {
@@ -277,14 +280,21 @@ func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 	run := func(enqueue bool, d time.Duration) (int64, error) {
 		return RunClients(ctx, tp.Clients, d, func(ctx context.Context) error {
 			return p.client.BeginFunc(ctx, func(tx *queue.Tx) error {
-				if _, err := tx.Exec(ctx, insert); err != nil {
+				if !enqueue {
+					_, err := tx.Exec(ctx, insert)
 					return err
 				}
-				if enqueue {
-					_, err := p.client.EnqueueTx(ctx, tx, queue.Raw{Task: worker.TaskNoop}, nil)
+				b := &pgx.Batch{}
+				b.Queue(insert)
+				job, err := p.client.EnqueueBatched(ctx, tx, b, queue.Raw{Task: worker.TaskNoop}, nil)
+				if err != nil {
 					return err
 				}
-				return nil
+				if err := tx.SendBatch(ctx, b).Close(); err != nil {
+					return err
+				}
+				_, err = job.Result()
+				return err
 			})
 		})
 	}
