@@ -84,6 +84,41 @@ func ExampleClient_BeginFunc() {
 	// Output: emails.welcome mail available
 }
 
+// Send the enqueue together with the transaction's own statements: one
+// round trip for both.
+func ExampleClient_EnqueueBatched() {
+	ctx := context.Background()
+	db, release, err := pgtest.Acquire(ctx) // your *pgxpool.Pool and schema
+	if err != nil {
+		panic(err)
+	}
+	defer release()
+
+	client, err := queue.NewClient(db.Pool, &queue.Config{Schema: db.Schema})
+	if err != nil {
+		panic(err)
+	}
+	var job *queue.BatchedJob
+	err = client.BeginFunc(ctx, func(tx *queue.Tx) error {
+		batch := &pgx.Batch{}
+		// batch.Queue("INSERT INTO users ...", ...) goes here.
+		job, err = client.EnqueueBatched(ctx, tx, batch, WelcomeEmail{To: "ada@example.com"}, &queue.Options{Queue: "mail"})
+		if err != nil {
+			return err // invalid input: nothing was queued
+		}
+		return tx.SendBatch(ctx, batch).Close()
+	})
+	if err != nil {
+		panic(err)
+	}
+	enqueued, err := job.Result()
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(enqueued.Task, enqueued.Queue, enqueued.State)
+	// Output: emails.welcome mail available
+}
+
 func ExampleRoute() {
 	ctx := context.Background()
 	db, release, err := pgtest.Acquire(ctx)
