@@ -145,6 +145,165 @@ func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJo
 	return items, nil
 }
 
+const claimJobsAfter = `-- name: ClaimJobsAfter :many
+UPDATE pgq.jobs AS j
+   SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = $1::text
+ WHERE j.id = ANY (ARRAY(
+        SELECT c.id
+          FROM (SELECT unnest($2::text[]) AS q, unnest($3::smallint[]) AS priority,
+                       unnest($4::timestamptz[]) AS run_at, unnest($5::bigint[]) AS id) AS k
+         CROSS JOIN LATERAL (
+               SELECT id, priority, run_at FROM (
+                   SELECT w.id, w.priority, w.run_at
+                     FROM pgq.jobs AS w
+                    WHERE w.queue = k.q AND w.priority > k.priority
+                      AND w.state IN ('scheduled', 'available', 'retrying')
+                      AND w.run_at <= now()
+                      AND w.mutex_key IS NULL
+                      AND w.task <> ALL (coalesce($7::text[], '{}'))
+                    ORDER BY w.priority DESC, w.run_at, w.id
+                    LIMIT $6::integer
+                      FOR UPDATE SKIP LOCKED) AS before
+               UNION ALL
+               SELECT id, priority, run_at FROM (
+                   SELECT w.id, w.priority, w.run_at
+                     FROM pgq.jobs AS w
+                    WHERE w.queue = k.q AND w.priority = k.priority AND (w.run_at, w.id) > (k.run_at, k.id)
+                      AND w.state IN ('scheduled', 'available', 'retrying')
+                      AND w.run_at <= now()
+                      AND w.mutex_key IS NULL
+                      AND w.task <> ALL (coalesce($7::text[], '{}'))
+                    ORDER BY w.run_at, w.id
+                    LIMIT $6::integer
+                      FOR UPDATE SKIP LOCKED) AS resumed
+               UNION ALL
+               SELECT id, priority, run_at FROM (
+                   SELECT w.id, w.priority, w.run_at
+                     FROM pgq.jobs AS w
+                    WHERE w.queue = k.q AND w.priority < k.priority
+                      AND w.state IN ('scheduled', 'available', 'retrying')
+                      AND w.run_at <= now()
+                      AND w.mutex_key IS NULL
+                      AND w.task <> ALL (coalesce($7::text[], '{}'))
+                    ORDER BY w.priority DESC, w.run_at, w.id
+                    LIMIT $6::integer
+                      FOR UPDATE SKIP LOCKED) AS after
+               LIMIT $6::integer
+               ) AS c
+         WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = k.q AND p.paused)
+         ORDER BY c.priority DESC, c.run_at, c.id
+         LIMIT $6::integer
+       ))
+   AND (SELECT $8::boolean OR set_config('synchronous_commit', 'off', true) IS NOT NULL)
+RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
+          j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
+          j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+          (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired
+`
+
+type ClaimJobsAfterParams struct {
+	WorkerID        string
+	Queues          []string
+	AfterPriorities []int16
+	AfterRunAts     []time.Time
+	AfterIds        []int64
+	MaxJobs         int32
+	ExcludedTasks   []string
+	Durable         bool
+}
+
+type ClaimJobsAfterRow struct {
+	ID              int64
+	Task            string
+	Queue           string
+	Priority        int16
+	Args            json.RawMessage
+	Meta            json.RawMessage
+	Attempt         int32
+	MaxRetries      int32
+	RetryDelayMs    *int32
+	TimeLimitMs     *int32
+	SoftTimeLimitMs *int32
+	IgnoreResult    bool
+	RunAt           time.Time
+	ExpiresAt       *time.Time
+	CreatedAt       time.Time
+	StartedAt       *time.Time
+	ParentID        *int64
+	RootID          *int64
+	Expired         bool
+}
+
+// ClaimJobs for a worker working through a backlog: each queue's walk
+// resumes after the last job this worker claimed from it (after_priorities,
+// after_run_ats and after_ids, in step with queues; a priority of -1 means
+// "no position": walk the whole queue) instead of starting at the front.
+//
+// The front of jobs_fetch_idx is where the entries of the jobs claimed
+// since the last VACUUM lie: a claim moves a job out of the index's
+// predicate, but its old entry stays until VACUUM removes it, and every
+// walk from the front steps over all of them (in a drain of 200,000 jobs,
+// hundreds of index pages per claim by the end). Resuming skips them.
+//
+// Per queue the walk is three ordered index scans, concatenated in the
+// index's own order and cut at max_jobs (the later ones are not run once
+// the earlier ones filled it): higher priorities than the position (so a
+// more urgent job still goes first), the position's priority after the
+// position, then lower priorities. What this skips is jobs of the
+// position's priority that sort before it: entries of claimed jobs, and
+// the rare job that arrives there (committed by a transaction that began
+// before the position's job, run_at set in the past, handed back). The
+// worker walks the whole queue again as soon as this comes up short, and
+// at least once a second (worker/fetcher.go).
+func (q *Queries) ClaimJobsAfter(ctx context.Context, arg ClaimJobsAfterParams) ([]ClaimJobsAfterRow, error) {
+	rows, err := q.db.Query(ctx, claimJobsAfter,
+		arg.WorkerID,
+		arg.Queues,
+		arg.AfterPriorities,
+		arg.AfterRunAts,
+		arg.AfterIds,
+		arg.MaxJobs,
+		arg.ExcludedTasks,
+		arg.Durable,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ClaimJobsAfterRow
+	for rows.Next() {
+		var i ClaimJobsAfterRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Task,
+			&i.Queue,
+			&i.Priority,
+			&i.Args,
+			&i.Meta,
+			&i.Attempt,
+			&i.MaxRetries,
+			&i.RetryDelayMs,
+			&i.TimeLimitMs,
+			&i.SoftTimeLimitMs,
+			&i.IgnoreResult,
+			&i.RunAt,
+			&i.ExpiresAt,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.ParentID,
+			&i.RootID,
+			&i.Expired,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const completeJob = `-- name: CompleteJob :one
 WITH done AS (
 UPDATE pgq.jobs

@@ -55,6 +55,82 @@ RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_re
           j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
           (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired;
 
+-- name: ClaimJobsAfter :many
+-- ClaimJobs for a worker working through a backlog: each queue's walk
+-- resumes after the last job this worker claimed from it (after_priorities,
+-- after_run_ats and after_ids, in step with queues; a priority of -1 means
+-- "no position": walk the whole queue) instead of starting at the front.
+--
+-- The front of jobs_fetch_idx is where the entries of the jobs claimed
+-- since the last VACUUM lie: a claim moves a job out of the index's
+-- predicate, but its old entry stays until VACUUM removes it, and every
+-- walk from the front steps over all of them (in a drain of 200,000 jobs,
+-- hundreds of index pages per claim by the end). Resuming skips them.
+--
+-- Per queue the walk is three ordered index scans, concatenated in the
+-- index's own order and cut at max_jobs (the later ones are not run once
+-- the earlier ones filled it): higher priorities than the position (so a
+-- more urgent job still goes first), the position's priority after the
+-- position, then lower priorities. What this skips is jobs of the
+-- position's priority that sort before it: entries of claimed jobs, and
+-- the rare job that arrives there (committed by a transaction that began
+-- before the position's job, run_at set in the past, handed back). The
+-- worker walks the whole queue again as soon as this comes up short, and
+-- at least once a second (worker/fetcher.go).
+UPDATE pgq.jobs AS j
+   SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = @worker_id::text
+ WHERE j.id = ANY (ARRAY(
+        SELECT c.id
+          FROM (SELECT unnest(@queues::text[]) AS q, unnest(@after_priorities::smallint[]) AS priority,
+                       unnest(@after_run_ats::timestamptz[]) AS run_at, unnest(@after_ids::bigint[]) AS id) AS k
+         CROSS JOIN LATERAL (
+               SELECT * FROM (
+                   SELECT w.id, w.priority, w.run_at
+                     FROM pgq.jobs AS w
+                    WHERE w.queue = k.q AND w.priority > k.priority
+                      AND w.state IN ('scheduled', 'available', 'retrying')
+                      AND w.run_at <= now()
+                      AND w.mutex_key IS NULL
+                      AND w.task <> ALL (coalesce(sqlc.narg(excluded_tasks)::text[], '{}'))
+                    ORDER BY w.priority DESC, w.run_at, w.id
+                    LIMIT @max_jobs::integer
+                      FOR UPDATE SKIP LOCKED) AS before
+               UNION ALL
+               SELECT * FROM (
+                   SELECT w.id, w.priority, w.run_at
+                     FROM pgq.jobs AS w
+                    WHERE w.queue = k.q AND w.priority = k.priority AND (w.run_at, w.id) > (k.run_at, k.id)
+                      AND w.state IN ('scheduled', 'available', 'retrying')
+                      AND w.run_at <= now()
+                      AND w.mutex_key IS NULL
+                      AND w.task <> ALL (coalesce(sqlc.narg(excluded_tasks)::text[], '{}'))
+                    ORDER BY w.run_at, w.id
+                    LIMIT @max_jobs::integer
+                      FOR UPDATE SKIP LOCKED) AS resumed
+               UNION ALL
+               SELECT * FROM (
+                   SELECT w.id, w.priority, w.run_at
+                     FROM pgq.jobs AS w
+                    WHERE w.queue = k.q AND w.priority < k.priority
+                      AND w.state IN ('scheduled', 'available', 'retrying')
+                      AND w.run_at <= now()
+                      AND w.mutex_key IS NULL
+                      AND w.task <> ALL (coalesce(sqlc.narg(excluded_tasks)::text[], '{}'))
+                    ORDER BY w.priority DESC, w.run_at, w.id
+                    LIMIT @max_jobs::integer
+                      FOR UPDATE SKIP LOCKED) AS after
+               LIMIT @max_jobs::integer
+               ) AS c
+         WHERE NOT EXISTS (SELECT 1 FROM pgq.queues AS p WHERE p.name = k.q AND p.paused)
+         ORDER BY c.priority DESC, c.run_at, c.id
+         LIMIT @max_jobs::integer
+       ))
+   AND (SELECT @durable::boolean OR set_config('synchronous_commit', 'off', true) IS NOT NULL)
+RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
+          j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
+          j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+          (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired;
+
 -- name: NextRunIn :one
 -- How long until the earliest waiting job of the queues becomes runnable,
 -- in milliseconds of database time (negative: runnable now; +Infinity: none).

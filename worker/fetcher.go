@@ -34,6 +34,10 @@ type fetcher struct {
 
 	// limits is the state of the limited claim (limits.go).
 	limits *limiter
+
+	// resume is where the next claim may resume each queue's walk
+	// (resume.go).
+	resume resumeState
 }
 
 func newFetcher(w *Worker) *fetcher {
@@ -205,13 +209,24 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 		return 0, err
 	}
 	got := 0
-	if len(v.free) > 0 {
-		rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: v.free, ExcludedTasks: v.excluded, MaxJobs: int32(n), Durable: w.cfg.DurableClaims})
+	if len(v.free) > 0 && f.resume.due(time.Now()) {
+		// Working through a backlog: resume each queue's walk (resume.go).
+		rows, err := f.claimResumed(ctx, v, n)
 		if err != nil {
 			return 0, err
 		}
 		f.startJobs(rows)
 		got = len(rows)
+		f.resume.record(rows, got == n, false, time.Now())
+	}
+	if len(v.free) > 0 && got < n {
+		rows, err := w.q.ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: w.cfg.WorkerID, Queues: v.free, ExcludedTasks: v.excluded, MaxJobs: int32(n - got), Durable: w.cfg.DurableClaims})
+		if err != nil {
+			return got, err
+		}
+		f.startJobs(rows)
+		f.resume.record(rows, len(rows) == n-got, true, time.Now())
+		got += len(rows)
 	}
 	if got < n && f.limits.limitedDue(v, time.Now()) {
 		rows, err := f.claimLimited(ctx, v, n-got)
