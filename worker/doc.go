@@ -39,6 +39,14 @@
 // sleeps until then, so a countdown or a retry runs on time without a
 // short poll interval.
 //
+// While it works through a backlog (its last claim filled every free
+// slot) a worker resumes each queue's walk after the last job it claimed
+// rather than stepping again over the index entries of every job claimed
+// since the last VACUUM; higher priorities are still walked from their
+// front. A job that sorts before that position (a run time in the past,
+// a transaction that began early, a hand-back) is claimed when the
+// backlog ahead runs out, or within a second (worker/resume.go).
+//
 // Limited jobs (a task or queue with a rate or concurrency limit in
 // pgq.limits, a task registered with TaskOptions.Mutex, a job enqueued
 // with a mutex key) are left out of that statement and claimed by a
