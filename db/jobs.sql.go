@@ -17,8 +17,8 @@ type CopyJobsParams struct {
 	Queue           string
 	State           string
 	Priority        int16
-	Args            json.RawMessage
-	Meta            json.RawMessage
+	Args            []byte
+	Meta            []byte
 	MaxRetries      int32
 	RetryDelayMs    *int32
 	TimeLimitMs     *int32

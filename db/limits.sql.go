@@ -35,8 +35,8 @@ type ClaimLimitedJobsRow struct {
 	Task            string
 	Queue           string
 	Priority        int16
-	Args            json.RawMessage
-	Meta            json.RawMessage
+	Args            []byte
+	Meta            []byte
 	Attempt         int32
 	MaxRetries      int32
 	RetryDelayMs    *int32

@@ -25,8 +25,8 @@ type PgqJob struct {
 	Queue           string
 	State           string
 	Priority        int16
-	Args            json.RawMessage
-	Meta            json.RawMessage
+	Args            []byte
+	Meta            []byte
 	Attempt         int32
 	MaxRetries      int32
 	RetryDelayMs    *int32

@@ -54,8 +54,8 @@ type ClaimJobsRow struct {
 	Task            string
 	Queue           string
 	Priority        int16
-	Args            json.RawMessage
-	Meta            json.RawMessage
+	Args            []byte
+	Meta            []byte
 	Attempt         int32
 	MaxRetries      int32
 	RetryDelayMs    *int32
@@ -217,8 +217,8 @@ type ClaimJobsAfterRow struct {
 	Task            string
 	Queue           string
 	Priority        int16
-	Args            json.RawMessage
-	Meta            json.RawMessage
+	Args            []byte
+	Meta            []byte
 	Attempt         int32
 	MaxRetries      int32
 	RetryDelayMs    *int32
