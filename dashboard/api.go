@@ -349,7 +349,7 @@ func (c *seriesCache) points(ctx context.Context, q *db.Queries, key string, sin
 		return nil, err
 	}
 	for _, row := range rows {
-		out[row.Bucket.Unix()] = row
+		out[row.Bucket.Unix()] = *row
 	}
 	final := now.Add(-seriesSettle).Truncate(bucket)
 	e := &seriesEntry{final: final, rows: map[int64]db.DashboardSeriesRow{}}

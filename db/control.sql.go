@@ -34,13 +34,13 @@ type ActiveJobsRow struct {
 }
 
 // Running jobs, by worker (sqlc.narg: one worker, or all).
-func (q *Queries) ActiveJobs(ctx context.Context, arg ActiveJobsParams) ([]ActiveJobsRow, error) {
+func (q *Queries) ActiveJobs(ctx context.Context, arg ActiveJobsParams) ([]*ActiveJobsRow, error) {
 	rows, err := q.db.Query(ctx, activeJobs, arg.WorkerID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ActiveJobsRow
+	var items []*ActiveJobsRow
 	for rows.Next() {
 		var i ActiveJobsRow
 		if err := rows.Scan(
@@ -53,7 +53,7 @@ func (q *Queries) ActiveJobs(ctx context.Context, arg ActiveJobsParams) ([]Activ
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -146,13 +146,13 @@ type ListQueuesRow struct {
 }
 
 // Every queue that has a settings row or jobs, with its counts.
-func (q *Queries) ListQueues(ctx context.Context) ([]ListQueuesRow, error) {
+func (q *Queries) ListQueues(ctx context.Context) ([]*ListQueuesRow, error) {
 	rows, err := q.db.Query(ctx, listQueues)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListQueuesRow
+	var items []*ListQueuesRow
 	for rows.Next() {
 		var i ListQueuesRow
 		if err := rows.Scan(
@@ -170,7 +170,7 @@ func (q *Queries) ListQueues(ctx context.Context) ([]ListQueuesRow, error) {
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -197,13 +197,13 @@ type ListWorkersRow struct {
 	Running             int64
 }
 
-func (q *Queries) ListWorkers(ctx context.Context) ([]ListWorkersRow, error) {
+func (q *Queries) ListWorkers(ctx context.Context) ([]*ListWorkersRow, error) {
 	rows, err := q.db.Query(ctx, listWorkers)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListWorkersRow
+	var items []*ListWorkersRow
 	for rows.Next() {
 		var i ListWorkersRow
 		if err := rows.Scan(
@@ -219,7 +219,7 @@ func (q *Queries) ListWorkers(ctx context.Context) ([]ListWorkersRow, error) {
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -264,7 +264,7 @@ type LockJobRow struct {
 // remote control (queue.Client and the worker). Design: docs/control.md.
 // The job an operation on one job acts on, locked until the caller's
 // transaction ends, so that its state cannot change under the decision.
-func (q *Queries) LockJob(ctx context.Context, id int64) (LockJobRow, error) {
+func (q *Queries) LockJob(ctx context.Context, id int64) (*LockJobRow, error) {
 	row := q.db.QueryRow(ctx, lockJob, id)
 	var i LockJobRow
 	err := row.Scan(
@@ -273,7 +273,7 @@ func (q *Queries) LockJob(ctx context.Context, id int64) (LockJobRow, error) {
 		&i.Queue,
 		&i.WorkerID,
 	)
-	return i, err
+	return &i, err
 }
 
 const markRevoked = `-- name: MarkRevoked :exec
@@ -426,13 +426,13 @@ type ScheduledJobsRow struct {
 
 // Jobs waiting for a later run time (countdown, ETA, retry backoff),
 // soonest first.
-func (q *Queries) ScheduledJobs(ctx context.Context, maxRows int32) ([]ScheduledJobsRow, error) {
+func (q *Queries) ScheduledJobs(ctx context.Context, maxRows int32) ([]*ScheduledJobsRow, error) {
 	rows, err := q.db.Query(ctx, scheduledJobs, maxRows)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ScheduledJobsRow
+	var items []*ScheduledJobsRow
 	for rows.Next() {
 		var i ScheduledJobsRow
 		if err := rows.Scan(
@@ -445,7 +445,7 @@ func (q *Queries) ScheduledJobs(ctx context.Context, maxRows int32) ([]Scheduled
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -40,19 +40,19 @@ type DashboardGoneWorkersRow struct {
 // Only jobs from min_id up are read (the newest ones): jobs_finished_idx
 // holds no worker_id, and the planner scanned the whole table for ten
 // minutes of a busy queue.
-func (q *Queries) DashboardGoneWorkers(ctx context.Context, arg DashboardGoneWorkersParams) ([]DashboardGoneWorkersRow, error) {
+func (q *Queries) DashboardGoneWorkers(ctx context.Context, arg DashboardGoneWorkersParams) ([]*DashboardGoneWorkersRow, error) {
 	rows, err := q.db.Query(ctx, dashboardGoneWorkers, arg.Since, arg.MinID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DashboardGoneWorkersRow
+	var items []*DashboardGoneWorkersRow
 	for rows.Next() {
 		var i DashboardGoneWorkersRow
 		if err := rows.Scan(&i.WorkerID, &i.LastFinishedAt, &i.Finished); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ type DashboardJobsRow struct {
 // before_id, and never below min_id: the caller bounds each request to a
 // range of ids, so a filter that matches few rows cannot make one request
 // read the whole table (docs/dashboard.md).
-func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([]DashboardJobsRow, error) {
+func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([]*DashboardJobsRow, error) {
 	rows, err := q.db.Query(ctx, dashboardJobs,
 		arg.State,
 		arg.Queue,
@@ -132,7 +132,7 @@ func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DashboardJobsRow
+	var items []*DashboardJobsRow
 	for rows.Next() {
 		var i DashboardJobsRow
 		if err := rows.Scan(
@@ -153,7 +153,7 @@ func (q *Queries) DashboardJobs(ctx context.Context, arg DashboardJobsParams) ([
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -204,13 +204,13 @@ type DashboardOldestWaitingRow struct {
 // has come. jobs_fetch_idx is ordered (queue, priority DESC, run_at, id):
 // one probe per queue and priority reads the earliest run time of each,
 // instead of reading every waiting job.
-func (q *Queries) DashboardOldestWaiting(ctx context.Context, queues []string) ([]DashboardOldestWaitingRow, error) {
+func (q *Queries) DashboardOldestWaiting(ctx context.Context, queues []string) ([]*DashboardOldestWaitingRow, error) {
 	rows, err := q.db.Query(ctx, dashboardOldestWaiting, queues)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DashboardOldestWaitingRow
+	var items []*DashboardOldestWaitingRow
 	for rows.Next() {
 		var i DashboardOldestWaitingRow
 		if err := rows.Scan(
@@ -221,7 +221,7 @@ func (q *Queries) DashboardOldestWaiting(ctx context.Context, queues []string) (
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -258,19 +258,19 @@ type DashboardQueueCountsRow struct {
 // only them (jobs_fetch_idx, jobs_running_idx), finished jobs only since
 // a time through jobs_finished_idx. (Counting every finished row reads
 // the whole table: about half a second per million rows.)
-func (q *Queries) DashboardQueueCounts(ctx context.Context, finishedSince time.Time) ([]DashboardQueueCountsRow, error) {
+func (q *Queries) DashboardQueueCounts(ctx context.Context, finishedSince time.Time) ([]*DashboardQueueCountsRow, error) {
 	rows, err := q.db.Query(ctx, dashboardQueueCounts, finishedSince)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DashboardQueueCountsRow
+	var items []*DashboardQueueCountsRow
 	for rows.Next() {
 		var i DashboardQueueCountsRow
 		if err := rows.Scan(&i.Queue, &i.State, &i.Count); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -288,19 +288,19 @@ type DashboardQueueSettingsRow struct {
 }
 
 // Every queue with a settings row: its paused flag.
-func (q *Queries) DashboardQueueSettings(ctx context.Context) ([]DashboardQueueSettingsRow, error) {
+func (q *Queries) DashboardQueueSettings(ctx context.Context) ([]*DashboardQueueSettingsRow, error) {
 	rows, err := q.db.Query(ctx, dashboardQueueSettings)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DashboardQueueSettingsRow
+	var items []*DashboardQueueSettingsRow
 	for rows.Next() {
 		var i DashboardQueueSettingsRow
 		if err := rows.Scan(&i.Name, &i.Paused); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -344,13 +344,13 @@ type DashboardSeriesRow struct {
 // since a time, found through jobs_finished_idx (state, finished_at).
 // Wait is from the run time of the last attempt to its start; run is from
 // its start to its end.
-func (q *Queries) DashboardSeries(ctx context.Context, arg DashboardSeriesParams) ([]DashboardSeriesRow, error) {
+func (q *Queries) DashboardSeries(ctx context.Context, arg DashboardSeriesParams) ([]*DashboardSeriesRow, error) {
 	rows, err := q.db.Query(ctx, dashboardSeries, arg.BucketSeconds, arg.Since, arg.Queue)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DashboardSeriesRow
+	var items []*DashboardSeriesRow
 	for rows.Next() {
 		var i DashboardSeriesRow
 		if err := rows.Scan(
@@ -364,7 +364,7 @@ func (q *Queries) DashboardSeries(ctx context.Context, arg DashboardSeriesParams
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

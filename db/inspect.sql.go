@@ -14,7 +14,7 @@ const getJob = `-- name: GetJob :one
 SELECT id, task, queue, state, priority, args, meta, attempt, max_retries, retry_delay_ms, time_limit_ms, soft_time_limit_ms, ignore_result, unique_key, run_at, expires_at, created_at, started_at, finished_at, worker_id, result, errors, parent_id, root_id, revoked_at, revoke_terminate, unique_scope, mutex_key FROM pgq.jobs WHERE id = $1
 `
 
-func (q *Queries) GetJob(ctx context.Context, id int64) (PgqJob, error) {
+func (q *Queries) GetJob(ctx context.Context, id int64) (*PgqJob, error) {
 	row := q.db.QueryRow(ctx, getJob, id)
 	var i PgqJob
 	err := row.Scan(
@@ -47,7 +47,7 @@ func (q *Queries) GetJob(ctx context.Context, id int64) (PgqJob, error) {
 		&i.UniqueScope,
 		&i.MutexKey,
 	)
-	return i, err
+	return &i, err
 }
 
 const listJobs = `-- name: ListJobs :many
@@ -85,7 +85,7 @@ type ListJobsRow struct {
 }
 
 // Newest first, keyset-paginated by id; every filter is optional.
-func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsRow, error) {
+func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]*ListJobsRow, error) {
 	rows, err := q.db.Query(ctx, listJobs,
 		arg.State,
 		arg.Queue,
@@ -97,7 +97,7 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListJobsRow
+	var items []*ListJobsRow
 	for rows.Next() {
 		var i ListJobsRow
 		if err := rows.Scan(
@@ -115,7 +115,7 @@ func (q *Queries) ListJobs(ctx context.Context, arg ListJobsParams) ([]ListJobsR
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -127,19 +127,19 @@ const queueStats = `-- name: QueueStats :many
 SELECT queue, state, count FROM pgq.queue_stats ORDER BY queue, state
 `
 
-func (q *Queries) QueueStats(ctx context.Context) ([]PgqQueueStat, error) {
+func (q *Queries) QueueStats(ctx context.Context) ([]*PgqQueueStat, error) {
 	rows, err := q.db.Query(ctx, queueStats)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []PgqQueueStat
+	var items []*PgqQueueStat
 	for rows.Next() {
 		var i PgqQueueStat
 		if err := rows.Scan(&i.Queue, &i.State, &i.Count); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -86,7 +86,7 @@ type InsertJobRow struct {
 // has committed (queue/wake.go): a transaction that notifies holds
 // PostgreSQL's notification lock until its commit is flushed, so
 // concurrent enqueuing transactions could not share a WAL flush.
-func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJobRow, error) {
+func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (*InsertJobRow, error) {
 	row := q.db.QueryRow(ctx, insertJob,
 		arg.Wake,
 		arg.Task,
@@ -108,7 +108,7 @@ func (q *Queries) InsertJob(ctx context.Context, arg InsertJobParams) (InsertJob
 	)
 	var i InsertJobRow
 	err := row.Scan(&i.ID, &i.State, &i.RunAt)
-	return i, err
+	return &i, err
 }
 
 const insertUniqueJob = `-- name: InsertUniqueJob :one
@@ -186,7 +186,7 @@ type InsertUniqueJobRow struct {
 // inserted and that job is returned with duplicate = true. When no row
 // comes back, the holder let go of the key in between: the caller tries
 // again.
-func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams) (InsertUniqueJobRow, error) {
+func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams) (*InsertUniqueJobRow, error) {
 	row := q.db.QueryRow(ctx, insertUniqueJob,
 		arg.UniqueKey,
 		arg.Task,
@@ -217,7 +217,7 @@ func (q *Queries) InsertUniqueJob(ctx context.Context, arg InsertUniqueJobParams
 		&i.Duplicate,
 		&i.Replaced,
 	)
-	return i, err
+	return &i, err
 }
 
 const notifyQueues = `-- name: NotifyQueues :exec
@@ -249,13 +249,13 @@ type QueueDefaultsRow struct {
 // Every queue that has default options, for a COPY (which cannot join
 // pgq.queues as InsertJob does). The table holds a row only for queues
 // someone configured, so this is small.
-func (q *Queries) QueueDefaults(ctx context.Context) ([]QueueDefaultsRow, error) {
+func (q *Queries) QueueDefaults(ctx context.Context) ([]*QueueDefaultsRow, error) {
 	rows, err := q.db.Query(ctx, queueDefaults)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []QueueDefaultsRow
+	var items []*QueueDefaultsRow
 	for rows.Next() {
 		var i QueueDefaultsRow
 		if err := rows.Scan(
@@ -268,7 +268,7 @@ func (q *Queries) QueueDefaults(ctx context.Context) ([]QueueDefaultsRow, error)
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -358,7 +358,7 @@ type ReplaceUniqueJobRow struct {
 // replaced = true. A holder that is running is left alone and returned
 // as a duplicate. The conflicting row is locked until the caller's
 // transaction ends, as any update is.
-func (q *Queries) ReplaceUniqueJob(ctx context.Context, arg ReplaceUniqueJobParams) (ReplaceUniqueJobRow, error) {
+func (q *Queries) ReplaceUniqueJob(ctx context.Context, arg ReplaceUniqueJobParams) (*ReplaceUniqueJobRow, error) {
 	row := q.db.QueryRow(ctx, replaceUniqueJob,
 		arg.UniqueKey,
 		arg.Task,
@@ -390,7 +390,7 @@ func (q *Queries) ReplaceUniqueJob(ctx context.Context, arg ReplaceUniqueJobPara
 		&i.Duplicate,
 		&i.Replaced,
 	)
-	return i, err
+	return &i, err
 }
 
 const reserveJobIDs = `-- name: ReserveJobIDs :many

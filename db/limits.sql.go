@@ -57,7 +57,7 @@ type ClaimLimitedJobsRow struct {
 // The claim of limited jobs (rate, concurrency, mutex), one at a time per
 // schema; see pgq.claim_limited in migrations/0010_limits.up.sql. The
 // columns are ClaimJobs's.
-func (q *Queries) ClaimLimitedJobs(ctx context.Context, arg ClaimLimitedJobsParams) ([]ClaimLimitedJobsRow, error) {
+func (q *Queries) ClaimLimitedJobs(ctx context.Context, arg ClaimLimitedJobsParams) ([]*ClaimLimitedJobsRow, error) {
 	rows, err := q.db.Query(ctx, claimLimitedJobs,
 		arg.WorkerID,
 		arg.Queues,
@@ -70,7 +70,7 @@ func (q *Queries) ClaimLimitedJobs(ctx context.Context, arg ClaimLimitedJobsPara
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ClaimLimitedJobsRow
+	var items []*ClaimLimitedJobsRow
 	for rows.Next() {
 		var i ClaimLimitedJobsRow
 		if err := rows.Scan(
@@ -96,7 +96,7 @@ func (q *Queries) ClaimLimitedJobs(ctx context.Context, arg ClaimLimitedJobsPara
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -166,19 +166,19 @@ type LimitsSummaryRow struct {
 // What a worker caches: every limited task, the limited queues among its
 // own, and (as a row with scope 'mutex') whether jobs with a mutex key
 // wait in its queues, a probe of the small jobs_mutex_wait_idx.
-func (q *Queries) LimitsSummary(ctx context.Context, queues []string) ([]LimitsSummaryRow, error) {
+func (q *Queries) LimitsSummary(ctx context.Context, queues []string) ([]*LimitsSummaryRow, error) {
 	rows, err := q.db.Query(ctx, limitsSummary, queues)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []LimitsSummaryRow
+	var items []*LimitsSummaryRow
 	for rows.Next() {
 		var i LimitsSummaryRow
 		if err := rows.Scan(&i.Scope, &i.Name); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -214,13 +214,13 @@ type ListLimitsRow struct {
 
 // Every limit, with the tokens its bucket holds now (-1 without a rate
 // limit) and the jobs running under it.
-func (q *Queries) ListLimits(ctx context.Context) ([]ListLimitsRow, error) {
+func (q *Queries) ListLimits(ctx context.Context) ([]*ListLimitsRow, error) {
 	rows, err := q.db.Query(ctx, listLimits)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListLimitsRow
+	var items []*ListLimitsRow
 	for rows.Next() {
 		var i ListLimitsRow
 		if err := rows.Scan(
@@ -236,7 +236,7 @@ func (q *Queries) ListLimits(ctx context.Context) ([]ListLimitsRow, error) {
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

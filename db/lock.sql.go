@@ -52,19 +52,19 @@ type InternalLockKeysRow struct {
 
 // The keys of pgq's own advisory locks (beat leader, maintenance), which
 // hash their names with hashtext, so that a listing can name them.
-func (q *Queries) InternalLockKeys(ctx context.Context, names []string) ([]InternalLockKeysRow, error) {
+func (q *Queries) InternalLockKeys(ctx context.Context, names []string) ([]*InternalLockKeysRow, error) {
 	rows, err := q.db.Query(ctx, internalLockKeys, names)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []InternalLockKeysRow
+	var items []*InternalLockKeysRow
 	for rows.Next() {
 		var i InternalLockKeysRow
 		if err := rows.Scan(&i.Name, &i.Key); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -118,13 +118,13 @@ type ListAdvisoryLocksRow struct {
 // Advisory locks of the current database, held or awaited, with the
 // session behind each. A one-bigint key is stored as (classid, objid) =
 // (high, low 32 bits), objsubid 1; a two-int4 key has objsubid 2.
-func (q *Queries) ListAdvisoryLocks(ctx context.Context) ([]ListAdvisoryLocksRow, error) {
+func (q *Queries) ListAdvisoryLocks(ctx context.Context) ([]*ListAdvisoryLocksRow, error) {
 	rows, err := q.db.Query(ctx, listAdvisoryLocks)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListAdvisoryLocksRow
+	var items []*ListAdvisoryLocksRow
 	for rows.Next() {
 		var i ListAdvisoryLocksRow
 		if err := rows.Scan(
@@ -146,7 +146,7 @@ func (q *Queries) ListAdvisoryLocks(ctx context.Context) ([]ListAdvisoryLocksRow
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -26,13 +26,13 @@ type MetricsFinishedJobsRow struct {
 // Finished jobs still stored (retention has not deleted them yet), by
 // queue, task and state. It reads every finished row: its cost follows
 // the retention settings, so it runs only with CollectorConfig.CountFinished.
-func (q *Queries) MetricsFinishedJobs(ctx context.Context) ([]MetricsFinishedJobsRow, error) {
+func (q *Queries) MetricsFinishedJobs(ctx context.Context) ([]*MetricsFinishedJobsRow, error) {
 	rows, err := q.db.Query(ctx, metricsFinishedJobs)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []MetricsFinishedJobsRow
+	var items []*MetricsFinishedJobsRow
 	for rows.Next() {
 		var i MetricsFinishedJobsRow
 		if err := rows.Scan(
@@ -43,7 +43,7 @@ func (q *Queries) MetricsFinishedJobs(ctx context.Context) ([]MetricsFinishedJob
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -61,19 +61,19 @@ type MetricsPausedQueuesRow struct {
 }
 
 // Queues with a settings row, and whether they are paused.
-func (q *Queries) MetricsPausedQueues(ctx context.Context) ([]MetricsPausedQueuesRow, error) {
+func (q *Queries) MetricsPausedQueues(ctx context.Context) ([]*MetricsPausedQueuesRow, error) {
 	rows, err := q.db.Query(ctx, metricsPausedQueues)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []MetricsPausedQueuesRow
+	var items []*MetricsPausedQueuesRow
 	for rows.Next() {
 		var i MetricsPausedQueuesRow
 		if err := rows.Scan(&i.Name, &i.Paused); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -112,13 +112,13 @@ type MetricsUnfinishedJobsRow struct {
 // these states, so the planner can read only the backlog and the running
 // jobs, whatever the number of finished rows (one "state IN (all four)"
 // matches neither index and scans the table).
-func (q *Queries) MetricsUnfinishedJobs(ctx context.Context) ([]MetricsUnfinishedJobsRow, error) {
+func (q *Queries) MetricsUnfinishedJobs(ctx context.Context) ([]*MetricsUnfinishedJobsRow, error) {
 	rows, err := q.db.Query(ctx, metricsUnfinishedJobs)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []MetricsUnfinishedJobsRow
+	var items []*MetricsUnfinishedJobsRow
 	for rows.Next() {
 		var i MetricsUnfinishedJobsRow
 		if err := rows.Scan(
@@ -130,7 +130,7 @@ func (q *Queries) MetricsUnfinishedJobs(ctx context.Context) ([]MetricsUnfinishe
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -153,9 +153,9 @@ type MetricsWorkersRow struct {
 
 // Registered workers: alive (heartbeat younger than stale_seconds) and
 // not, and the job slots of the live ones.
-func (q *Queries) MetricsWorkers(ctx context.Context, staleSeconds float64) (MetricsWorkersRow, error) {
+func (q *Queries) MetricsWorkers(ctx context.Context, staleSeconds float64) (*MetricsWorkersRow, error) {
 	row := q.db.QueryRow(ctx, metricsWorkers, staleSeconds)
 	var i MetricsWorkersRow
 	err := row.Scan(&i.Alive, &i.Stale, &i.Slots)
-	return i, err
+	return &i, err
 }

@@ -107,7 +107,7 @@ type GetPeriodicTaskRow struct {
 	LastJobState *string
 }
 
-func (q *Queries) GetPeriodicTask(ctx context.Context, name string) (GetPeriodicTaskRow, error) {
+func (q *Queries) GetPeriodicTask(ctx context.Context, name string) (*GetPeriodicTaskRow, error) {
 	row := q.db.QueryRow(ctx, getPeriodicTask, name)
 	var i GetPeriodicTaskRow
 	err := row.Scan(
@@ -134,7 +134,7 @@ func (q *Queries) GetPeriodicTask(ctx context.Context, name string) (GetPeriodic
 		&i.Error,
 		&i.LastJobState,
 	)
-	return i, err
+	return &i, err
 }
 
 const insertPeriodicTask = `-- name: InsertPeriodicTask :execrows
@@ -221,13 +221,13 @@ type ListPeriodicTasksRow struct {
 // every query, they name objects as pgq.<name> and are rewritten to the
 // configured schema.
 // Every periodic task with the state of its last job, by name.
-func (q *Queries) ListPeriodicTasks(ctx context.Context) ([]ListPeriodicTasksRow, error) {
+func (q *Queries) ListPeriodicTasks(ctx context.Context) ([]*ListPeriodicTasksRow, error) {
 	rows, err := q.db.Query(ctx, listPeriodicTasks)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListPeriodicTasksRow
+	var items []*ListPeriodicTasksRow
 	for rows.Next() {
 		var i ListPeriodicTasksRow
 		if err := rows.Scan(
@@ -256,7 +256,7 @@ func (q *Queries) ListPeriodicTasks(ctx context.Context) ([]ListPeriodicTasksRow
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

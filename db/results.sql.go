@@ -35,13 +35,13 @@ type JobResultsRow struct {
 	LastError string
 }
 
-func (q *Queries) JobResults(ctx context.Context, ids []int64) ([]JobResultsRow, error) {
+func (q *Queries) JobResults(ctx context.Context, ids []int64) ([]*JobResultsRow, error) {
 	rows, err := q.db.Query(ctx, jobResults, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []JobResultsRow
+	var items []*JobResultsRow
 	for rows.Next() {
 		var i JobResultsRow
 		if err := rows.Scan(
@@ -52,7 +52,7 @@ func (q *Queries) JobResults(ctx context.Context, ids []int64) ([]JobResultsRow,
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -69,19 +69,19 @@ type JobStatesRow struct {
 	State string
 }
 
-func (q *Queries) JobStates(ctx context.Context, ids []int64) ([]JobStatesRow, error) {
+func (q *Queries) JobStates(ctx context.Context, ids []int64) ([]*JobStatesRow, error) {
 	rows, err := q.db.Query(ctx, jobStates, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []JobStatesRow
+	var items []*JobStatesRow
 	for rows.Next() {
 		var i JobStatesRow
 		if err := rows.Scan(&i.ID, &i.State); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

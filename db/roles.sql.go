@@ -44,13 +44,13 @@ type ListAccessGrantsRow struct {
 }
 
 // Recorded grants, with whether the role still exists and can log in.
-func (q *Queries) ListAccessGrants(ctx context.Context) ([]ListAccessGrantsRow, error) {
+func (q *Queries) ListAccessGrants(ctx context.Context) ([]*ListAccessGrantsRow, error) {
 	rows, err := q.db.Query(ctx, listAccessGrants)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ListAccessGrantsRow
+	var items []*ListAccessGrantsRow
 	for rows.Next() {
 		var i ListAccessGrantsRow
 		if err := rows.Scan(
@@ -62,7 +62,7 @@ func (q *Queries) ListAccessGrants(ctx context.Context) ([]ListAccessGrantsRow, 
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -99,7 +99,7 @@ type ClaimJobsRow struct {
 // was a third of the pickup latency on a durable server. A claim lost in
 // a server crash makes its job claimable again, which at-least-once
 // delivery allows (worker/doc.go, "Claims and crashes").
-func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJobsRow, error) {
+func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]*ClaimJobsRow, error) {
 	rows, err := q.db.Query(ctx, claimJobs,
 		arg.WorkerID,
 		arg.Queues,
@@ -111,7 +111,7 @@ func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJo
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ClaimJobsRow
+	var items []*ClaimJobsRow
 	for rows.Next() {
 		var i ClaimJobsRow
 		if err := rows.Scan(
@@ -137,7 +137,7 @@ func (q *Queries) ClaimJobs(ctx context.Context, arg ClaimJobsParams) ([]ClaimJo
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -255,7 +255,7 @@ type ClaimJobsAfterRow struct {
 // before the position's job, run_at set in the past, handed back). The
 // worker walks the whole queue again as soon as this comes up short, and
 // at least once a second (worker/fetcher.go).
-func (q *Queries) ClaimJobsAfter(ctx context.Context, arg ClaimJobsAfterParams) ([]ClaimJobsAfterRow, error) {
+func (q *Queries) ClaimJobsAfter(ctx context.Context, arg ClaimJobsAfterParams) ([]*ClaimJobsAfterRow, error) {
 	rows, err := q.db.Query(ctx, claimJobsAfter,
 		arg.WorkerID,
 		arg.Queues,
@@ -270,7 +270,7 @@ func (q *Queries) ClaimJobsAfter(ctx context.Context, arg ClaimJobsAfterParams) 
 		return nil, err
 	}
 	defer rows.Close()
-	var items []ClaimJobsAfterRow
+	var items []*ClaimJobsAfterRow
 	for rows.Next() {
 		var i ClaimJobsAfterRow
 		if err := rows.Scan(
@@ -296,7 +296,7 @@ func (q *Queries) ClaimJobsAfter(ctx context.Context, arg ClaimJobsAfterParams) 
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -521,7 +521,7 @@ type FinishJobsRow struct {
 // snooze or hand-back of one ends it cancelled instead, with a note in
 // its error history (the CASE on revoked_at, repeated in each column
 // because SET cannot name another column's new value).
-func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]FinishJobsRow, error) {
+func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]*FinishJobsRow, error) {
 	rows, err := q.db.Query(ctx, finishJobs,
 		arg.Ids,
 		arg.Attempts,
@@ -536,13 +536,13 @@ func (q *Queries) FinishJobs(ctx context.Context, arg FinishJobsParams) ([]Finis
 		return nil, err
 	}
 	defer rows.Close()
-	var items []FinishJobsRow
+	var items []*FinishJobsRow
 	for rows.Next() {
 		var i FinishJobsRow
 		if err := rows.Scan(&i.ID, &i.State); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -795,13 +795,13 @@ type RescueJobsRow struct {
 // started_at is checked too, so a job claimed moments before its worker
 // re-registered is never taken. Every worker of a rescued job's queue is
 // woken. A revoked job ends cancelled instead.
-func (q *Queries) RescueJobs(ctx context.Context, arg RescueJobsParams) ([]RescueJobsRow, error) {
+func (q *Queries) RescueJobs(ctx context.Context, arg RescueJobsParams) ([]*RescueJobsRow, error) {
 	rows, err := q.db.Query(ctx, rescueJobs, arg.Rescuer, arg.StaleSeconds, arg.MaxJobs)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []RescueJobsRow
+	var items []*RescueJobsRow
 	for rows.Next() {
 		var i RescueJobsRow
 		if err := rows.Scan(
@@ -814,7 +814,7 @@ func (q *Queries) RescueJobs(ctx context.Context, arg RescueJobsParams) ([]Rescu
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

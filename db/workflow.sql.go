@@ -136,13 +136,13 @@ type WorkflowNodesRow struct {
 }
 
 // Every node of a workflow with its job's state, parents before children.
-func (q *Queries) WorkflowNodes(ctx context.Context, rootID int64) ([]WorkflowNodesRow, error) {
+func (q *Queries) WorkflowNodes(ctx context.Context, rootID int64) ([]*WorkflowNodesRow, error) {
 	rows, err := q.db.Query(ctx, workflowNodes, rootID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []WorkflowNodesRow
+	var items []*WorkflowNodesRow
 	for rows.Next() {
 		var i WorkflowNodesRow
 		if err := rows.Scan(
@@ -164,7 +164,7 @@ func (q *Queries) WorkflowNodes(ctx context.Context, rootID int64) ([]WorkflowNo
 		); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, &i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

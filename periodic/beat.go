@@ -409,7 +409,7 @@ func (b *Beat) load(ctx context.Context, q *db.Queries, now time.Time) ([]*row, 
 	p := db.SetPeriodicStatusParams{}
 	seen := make(map[string]bool, len(list))
 	for _, l := range list {
-		r := newRow(l)
+		r := newRow(*l)
 		rows = append(rows, r)
 		seen[r.Name] = true
 		msg := ""

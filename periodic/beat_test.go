@@ -207,7 +207,7 @@ func TestExactlyOnceUnderTwoLeaders(t *testing.T) {
 		for i, bt := range beats {
 			list, err := bt.queries(conns[i]).ListPeriodicTasks(ctx)
 			require.NoError(t, err)
-			r := newRow(list[0])
+			r := newRow(*list[0])
 			require.NoError(t, r.err)
 			wg.Go(func() {
 				<-start
@@ -232,13 +232,13 @@ func TestExactlyOnceUnderTwoLeaders(t *testing.T) {
 	// after a later one: last_tick only moves forward.
 	list, err := beats[0].queries(conns[0]).ListPeriodicTasks(ctx)
 	require.NoError(t, err)
-	_, ok, err := beats[0].fire(ctx, conns[0], newRow(list[0]), base.Add(-time.Second), base)
+	_, ok, err := beats[0].fire(ctx, conns[0], newRow(*list[0]), base.Add(-time.Second), base)
 	require.NoError(t, err)
 	require.False(t, ok)
 	// And one whose run row exists (last_tick wound back by hand) cannot
 	// either: the primary key holds.
 	b.exec(t, "UPDATE "+b.table("periodic_tasks")+" SET last_tick = NULL")
-	_, ok, err = beats[0].fire(ctx, conns[0], newRow(list[0]), base, base.Add(time.Second))
+	_, ok, err = beats[0].fire(ctx, conns[0], newRow(*list[0]), base, base.Add(time.Second))
 	require.NoError(t, err)
 	require.False(t, ok)
 	require.Equal(t, ticks, b.count(t, "SELECT count(*) FROM "+b.table("jobs")))

@@ -41,7 +41,7 @@ func (c *Client) List(ctx context.Context) ([]Status, error) {
 	now := time.Now()
 	out := make([]Status, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, newRow(r).status(now))
+		out = append(out, newRow(*r).status(now))
 	}
 	return out, nil
 }
@@ -63,7 +63,7 @@ func (c *Client) get(ctx context.Context, q *db.Queries, name string) (*row, err
 	if err != nil {
 		return nil, fmt.Errorf("read periodic task %q: %w", name, err)
 	}
-	return newRow(db.ListPeriodicTasksRow(r)), nil
+	return newRow(db.ListPeriodicTasksRow(*r)), nil
 }
 
 // Add stores a new periodic task with source "cli". It fails with an

@@ -199,14 +199,14 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, wake bool, args Tas
 // insert and the look-up; a few tries settle it.
 func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared, wake bool) (Enqueued, error) {
 	for range 10 {
-		var row db.InsertUniqueJobRow
+		var row *db.InsertUniqueJobRow
 		var err error
 		if p.unique.mode == UniqueKeep {
 			row, err = q.InsertUniqueJob(ctx, p.insertUniqueParams(wake))
 		} else {
-			var r db.ReplaceUniqueJobRow
+			var r *db.ReplaceUniqueJobRow
 			r, err = q.ReplaceUniqueJob(ctx, p.replaceUniqueParams(wake))
-			row = db.InsertUniqueJobRow(r)
+			row = (*db.InsertUniqueJobRow)(r)
 		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue

@@ -70,7 +70,7 @@ func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 	return jobFromRow(row)
 }
 
-func jobFromRow(r db.PgqJob) (*Job, error) {
+func jobFromRow(r *db.PgqJob) (*Job, error) {
 	j := &Job{
 		ID: r.ID, Task: r.Task, Queue: r.Queue, State: r.State, Priority: int(r.Priority),
 		Args: r.Args, Headers: r.Meta, Attempt: int(r.Attempt), MaxRetries: int(r.MaxRetries),

@@ -198,7 +198,7 @@ func (c *Client) queueDefaults(ctx context.Context, q *db.Queries) (queueDefault
 	}
 	out := make(queueDefaultsByName, len(rows))
 	for _, r := range rows {
-		out[r.Name] = r
+		out[r.Name] = *r
 	}
 	return out, nil
 }

@@ -296,7 +296,7 @@ func (g *GroupResult) Join(ctx context.Context) ([]json.RawMessage, error) {
 	}
 	byID := make(map[int64]db.JobResultsRow, len(rows))
 	for _, r := range rows {
-		byID[r.ID] = r
+		byID[r.ID] = *r
 	}
 	out := make([]json.RawMessage, len(g.IDs))
 	for i, id := range g.IDs {

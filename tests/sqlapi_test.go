@@ -810,7 +810,7 @@ func TestSQLClaimConcurrentWithGo(t *testing.T) {
 			var got []int64
 			var err error
 			if goPath {
-				var rows []db.ClaimJobsRow
+				var rows []*db.ClaimJobsRow
 				rows, err = db.New(schema.Wrap(s.db.Schema, s.db.Pool)).ClaimJobs(ctx, db.ClaimJobsParams{WorkerID: name, Queues: queues, ExcludedTasks: []string{}, MaxJobs: 7})
 				for _, r := range rows {
 					got = append(got, r.ID)

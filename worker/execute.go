@@ -21,8 +21,8 @@ import (
 // execution is one claimed job from claim to outcome.
 type execution struct {
 	w     *Worker
-	row   db.ClaimJobsRow
-	task  *task // nil: no handler for row.Task
+	row   *db.ClaimJobsRow // as the claim returned it; never written
+	task  *task            // nil: no handler for row.Task
 	job   *Job[json.RawMessage]
 	start time.Time
 
@@ -83,7 +83,7 @@ const (
 	stateCancelled = "cancelled"
 )
 
-func (w *Worker) newExecution(r db.ClaimJobsRow) *execution {
+func (w *Worker) newExecution(r *db.ClaimJobsRow) *execution {
 	t := w.tasks[r.Task]
 	e := &execution{w: w, row: r, task: t, start: time.Now()}
 	e.ctx, e.cancel = context.WithCancelCause(context.Background()) // see stopJobs
@@ -175,7 +175,7 @@ func (e *execution) refuse() {
 	if !e.resolve() {
 		return // a revoke took the slot back first
 	}
-	w, r := e.w, &e.row
+	w, r := e.w, e.row
 	var o outcome
 	if r.Expired {
 		o = e.base()
@@ -214,7 +214,7 @@ func (e *execution) ignoredTimeLimit() {
 	if !e.resolve() {
 		return
 	}
-	w, r := e.w, &e.row
+	w, r := e.w, e.row
 	w.log.Error("handler ignored its time limit: slot taken back, the handler still runs",
 		"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start))
 	o := e.failure(&TimeLimitError{Limit: e.info.TimeLimit})
@@ -226,7 +226,7 @@ func (e *execution) ignoredTimeLimit() {
 // returnedLate logs a handler that returned after its slot was taken
 // back (time limit or revoke ignored); its outcome is dropped.
 func (e *execution) returnedLate(err error) {
-	r := &e.row
+	r := e.row
 	e.w.log.Warn("handler returned after its slot was taken back; its outcome is dropped",
 		"job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt, "duration", time.Since(e.start), "error", err)
 }
@@ -261,7 +261,7 @@ func (e *execution) decide(o *outcome, ctx context.Context, result any, err erro
 		e.decideOther(o, ctx, result, err)
 		return
 	}
-	r := &e.row
+	r := e.row
 	*o = outcome{id: r.ID, attempt: r.Attempt, task: r.Task, queue: r.Queue, state: stateSucceeded, duration: time.Since(e.start)}
 	if !e.ignoreResult {
 		o.result = nullJSON
@@ -322,7 +322,7 @@ func (e *execution) revoke() {
 	if !e.revoked.CompareAndSwap(false, true) {
 		return
 	}
-	w, r := e.w, &e.row
+	w, r := e.w, e.row
 	w.log.Info("job revoked: cancelling its handler", "job_id", r.ID, "task", r.Task, "queue", r.Queue, "attempt", r.Attempt)
 	e.cancel(ErrRevoked)
 	e.revokeKill.Store(time.AfterFunc(w.cfg.CancelGrace, func() {

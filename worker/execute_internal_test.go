@@ -28,9 +28,9 @@ func BenchmarkAttempts(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	rows := make([]db.ClaimJobsRow, batch)
+	rows := make([]*db.ClaimJobsRow, batch)
 	for i := range rows {
-		rows[i] = db.ClaimJobsRow{
+		rows[i] = &db.ClaimJobsRow{
 			ID: int64(i + 1), Task: TaskNoop, Queue: "default", Args: json.RawMessage(`{}`), Meta: json.RawMessage(`{}`),
 			Attempt: 1, MaxRetries: 3, RunAt: now, CreatedAt: now, StartedAt: &now,
 		}

@@ -240,7 +240,7 @@ func (f *fetcher) claim(ctx context.Context, n int) (int, error) {
 }
 
 // startJobs runs claimed jobs, each in a goroutine of its own.
-func (f *fetcher) startJobs(rows []db.ClaimJobsRow) {
+func (f *fetcher) startJobs(rows []*db.ClaimJobsRow) {
 	w := f.w
 	execs := make([]*execution, len(rows))
 	for i, r := range rows {

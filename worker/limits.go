@@ -156,7 +156,7 @@ func (l *limiter) limitedDue(v *limitsView, now time.Time) bool {
 
 // claimLimited claims up to n limited jobs, and when it finds fewer,
 // works out when to look next.
-func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]db.ClaimJobsRow, error) {
+func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]*db.ClaimJobsRow, error) {
 	w, l := f.w, f.limits
 	l.last = time.Now()
 	rows, err := w.q.ClaimLimitedJobs(ctx, db.ClaimLimitedJobsParams{
@@ -168,9 +168,9 @@ func (f *fetcher) claimLimited(ctx context.Context, v *limitsView, n int) ([]db.
 		return nil, fmt.Errorf("claim limited jobs: %w", err)
 	}
 	l.wakeOnFree.Store(false)
-	out := make([]db.ClaimJobsRow, len(rows))
+	out := make([]*db.ClaimJobsRow, len(rows))
 	for i, r := range rows {
-		out[i] = db.ClaimJobsRow(r)
+		out[i] = (*db.ClaimJobsRow)(r)
 	}
 	if len(rows) == n {
 		l.next, l.waits = l.last, true // there may be more

@@ -76,7 +76,7 @@ func (m *maintainer) round(ctx context.Context) (bool, error) {
 	w := m.w
 	ctx, cancel := context.WithTimeout(ctx, max(w.cfg.MaintenanceInterval, 10*time.Second))
 	defer cancel()
-	var rescued []db.RescueJobsRow
+	var rescued []*db.RescueJobsRow
 	var leader bool
 	err := pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {
 		q := db.New(schema.Wrap(w.cfg.Schema, tx))

@@ -37,7 +37,7 @@ type Start struct {
 // minus the later of run_at and created_at, all three read from the
 // database clock so that a drifting worker clock does not skew it.
 func (e *execution) waitOf() time.Duration {
-	r := &e.row
+	r := e.row
 	started := e.start
 	if r.StartedAt != nil {
 		started = *r.StartedAt
@@ -55,7 +55,7 @@ func (e *execution) waitOf() time.Duration {
 // sees them.
 func (w *Worker) begin(e *execution) {
 	if o := w.cfg.Observer; o != nil {
-		r := &e.row
+		r := e.row
 		o.Started(Start{JobID: r.ID, Task: r.Task, Queue: r.Queue, Attempt: int(r.Attempt), Wait: e.waitOf()})
 	}
 	if w.cfg.tracing != nil {

@@ -68,7 +68,7 @@ func (r *resumeState) due(now time.Time) bool {
 // ends resuming: no backlog is left ahead of the positions. A full one
 // moves each queue's position to the last job claimed from it; after a
 // walk from the front the positions are those of this claim alone.
-func (r *resumeState) record(rows []db.ClaimJobsRow, full, fromFront bool, now time.Time) {
+func (r *resumeState) record(rows []*db.ClaimJobsRow, full, fromFront bool, now time.Time) {
 	if fromFront {
 		r.walkedAt = now
 		r.after = nil
@@ -91,7 +91,7 @@ func (r *resumeState) record(rows []db.ClaimJobsRow, full, fromFront bool, now t
 // claimResumed claims up to n jobs of the queues with resumed walks. A
 // queue without a position is walked from its front (priority -1: every
 // priority is "higher").
-func (f *fetcher) claimResumed(ctx context.Context, v *limitsView, n int) ([]db.ClaimJobsRow, error) {
+func (f *fetcher) claimResumed(ctx context.Context, v *limitsView, n int) ([]*db.ClaimJobsRow, error) {
 	w := f.w
 	p := db.ClaimJobsAfterParams{
 		WorkerID: w.cfg.WorkerID, Queues: v.free, ExcludedTasks: v.excluded, MaxJobs: int32(n), Durable: w.cfg.DurableClaims,
@@ -111,9 +111,9 @@ func (f *fetcher) claimResumed(ctx context.Context, v *limitsView, n int) ([]db.
 		return nil, err
 	}
 	f.resume.resumed++
-	out := make([]db.ClaimJobsRow, len(rows))
+	out := make([]*db.ClaimJobsRow, len(rows))
 	for i := range rows {
-		out[i] = db.ClaimJobsRow(rows[i])
+		out[i] = (*db.ClaimJobsRow)(rows[i])
 	}
 	return out, nil
 }

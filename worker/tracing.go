@@ -80,7 +80,7 @@ func isUnsetGlobal(tp trace.TracerProvider) bool {
 // trace context still gets its (non-recording) span, so that the
 // handler's context carries that trace on to what it calls.
 func (t *tracing) start(e *execution) {
-	r := &e.row
+	r := e.row
 	ctx := e.ctx
 	if t.hasFields(r.Meta) {
 		ctx = t.prop.Extract(ctx, t.carrier(r.Meta))

@@ -46,7 +46,7 @@ func BenchmarkAttemptHooks(b *testing.B) {
 			cfg := c.cfg
 			cfg.tracing = newTracing(cfg.TracerProvider, nil)
 			w := &Worker{cfg: cfg}
-			row := db.ClaimJobsRow{ID: 1, Task: "t", Queue: "default", Attempt: 1, Meta: c.meta, RunAt: time.Now(), CreatedAt: time.Now()}
+			row := &db.ClaimJobsRow{ID: 1, Task: "t", Queue: "default", Attempt: 1, Meta: c.meta, RunAt: time.Now(), CreatedAt: time.Now()}
 			b.ReportAllocs()
 			for b.Loop() {
 				e := &execution{w: w, row: row, start: time.Now(), ctx: context.Background()}
@@ -68,7 +68,7 @@ func TestTracingUnsetGlobal(t *testing.T) {
 	traced := json.RawMessage(`{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}`)
 	begin := func(tr *tracing, meta json.RawMessage) *execution {
 		w := &Worker{cfg: Config{tracing: tr}}
-		e := &execution{w: w, row: db.ClaimJobsRow{ID: 1, Task: "t", Queue: "default", Attempt: 1, Meta: meta}, start: time.Now(), ctx: context.Background()}
+		e := &execution{w: w, row: &db.ClaimJobsRow{ID: 1, Task: "t", Queue: "default", Attempt: 1, Meta: meta}, start: time.Now(), ctx: context.Background()}
 		w.begin(e)
 		return e
 	}

@@ -66,7 +66,7 @@ func Inspect(ctx context.Context, c *queue.Client, id int64) (*Step, error) {
 	return buildTree(root, rows)
 }
 
-func buildTree(root int64, rows []db.WorkflowNodesRow) (*Step, error) {
+func buildTree(root int64, rows []*db.WorkflowNodesRow) (*Step, error) {
 	byID := make(map[int64]*Step, len(rows))
 	steps := make([]*Step, len(rows))
 	for i, r := range rows {
