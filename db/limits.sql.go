@@ -15,7 +15,7 @@ const claimLimitedJobs = `-- name: ClaimLimitedJobs :many
 
 SELECT j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
        j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
-       j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+       j.run_at, j.expires_at, j.created_at, coalesce(j.started_at, j.created_at) AS started_at, j.parent_id, j.root_id,
        (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired
   FROM pgq.claim_limited($1::text, $2::text[], $3::integer, $4::jsonb, $5::integer,
                          $6::text[]) AS j
@@ -46,7 +46,7 @@ type ClaimLimitedJobsRow struct {
 	RunAt           time.Time
 	ExpiresAt       *time.Time
 	CreatedAt       time.Time
-	StartedAt       *time.Time
+	StartedAt       time.Time
 	ParentID        *int64
 	RootID          *int64
 	Expired         bool
@@ -56,7 +56,7 @@ type ClaimLimitedJobsRow struct {
 // (package worker and queue.Client). Design: docs/limits.md.
 // The claim of limited jobs (rate, concurrency, mutex), one at a time per
 // schema; see pgq.claim_limited in migrations/0010_limits.up.sql. The
-// columns are ClaimJobs's.
+// columns are ClaimJobs's (started_at's coalesce included: see there).
 func (q *Queries) ClaimLimitedJobs(ctx context.Context, arg ClaimLimitedJobsParams) ([]*ClaimLimitedJobsRow, error) {
 	rows, err := q.db.Query(ctx, claimLimitedJobs,
 		arg.WorkerID,

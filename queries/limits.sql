@@ -4,10 +4,10 @@
 -- name: ClaimLimitedJobs :many
 -- The claim of limited jobs (rate, concurrency, mutex), one at a time per
 -- schema; see pgq.claim_limited in migrations/0010_limits.up.sql. The
--- columns are ClaimJobs's.
+-- columns are ClaimJobs's (started_at's coalesce included: see there).
 SELECT j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
        j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
-       j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+       j.run_at, j.expires_at, j.created_at, coalesce(j.started_at, j.created_at) AS started_at, j.parent_id, j.root_id,
        (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired
   FROM pgq.claim_limited(@worker_id::text, @queues::text[], @max_jobs::integer, @mutex_tasks::jsonb, @scan_max::integer,
                          sqlc.narg(known_tasks)::text[]) AS j;

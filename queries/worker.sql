@@ -28,6 +28,10 @@
 -- was a third of the pickup latency on a durable server. A claim lost in
 -- a server crash makes its job claimable again, which at-least-once
 -- delivery allows (worker/doc.go, "Claims and crashes").
+--
+-- started_at is never null in the answer (the claim sets it); the
+-- coalesce only tells sqlc so. A time.Time scans without the reflection
+-- and the allocation of a *time.Time (docs/performance.md).
 UPDATE pgq.jobs AS j
    SET state = 'running', attempt = j.attempt + 1, started_at = now(), worker_id = @worker_id::text
  WHERE j.id = ANY (ARRAY(
@@ -52,7 +56,7 @@ UPDATE pgq.jobs AS j
    AND (SELECT @durable::boolean OR set_config('synchronous_commit', 'off', true) IS NOT NULL)
 RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
           j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
-          j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+          j.run_at, j.expires_at, j.created_at, coalesce(j.started_at, j.created_at) AS started_at, j.parent_id, j.root_id,
           (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired;
 
 -- name: ClaimJobsAfter :many
@@ -128,7 +132,7 @@ UPDATE pgq.jobs AS j
    AND (SELECT @durable::boolean OR set_config('synchronous_commit', 'off', true) IS NOT NULL)
 RETURNING j.id, j.task, j.queue, j.priority, j.args, j.meta, j.attempt, j.max_retries,
           j.retry_delay_ms, j.time_limit_ms, j.soft_time_limit_ms, j.ignore_result,
-          j.run_at, j.expires_at, j.created_at, j.started_at, j.parent_id, j.root_id,
+          j.run_at, j.expires_at, j.created_at, coalesce(j.started_at, j.created_at) AS started_at, j.parent_id, j.root_id,
           (j.expires_at IS NOT NULL AND j.expires_at < now())::boolean AS expired;
 
 -- name: NextRunIn :one

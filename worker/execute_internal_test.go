@@ -32,7 +32,7 @@ func BenchmarkAttempts(b *testing.B) {
 	for i := range rows {
 		rows[i] = &db.ClaimJobsRow{
 			ID: int64(i + 1), Task: TaskNoop, Queue: "default", Args: json.RawMessage(`{}`), Meta: json.RawMessage(`{}`),
-			Attempt: 1, MaxRetries: 3, RunAt: now, CreatedAt: now, StartedAt: &now,
+			Attempt: 1, MaxRetries: 3, RunAt: now, CreatedAt: now, StartedAt: now,
 		}
 	}
 	b.ReportAllocs()

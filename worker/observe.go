@@ -38,15 +38,11 @@ type Start struct {
 // database clock so that a drifting worker clock does not skew it.
 func (e *execution) waitOf() time.Duration {
 	r := e.row
-	started := e.start
-	if r.StartedAt != nil {
-		started = *r.StartedAt
-	}
 	since := r.RunAt
 	if r.CreatedAt.After(since) {
 		since = r.CreatedAt
 	}
-	return max(started.Sub(since), 0)
+	return max(r.StartedAt.Sub(since), 0)
 }
 
 // begin tells the observer that the attempt starts and opens its span.
