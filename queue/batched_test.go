@@ -18,7 +18,7 @@ func TestEnqueueBatchedTravelsWithTheCallersStatements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, nil)
-	_, err := b.db.Pool.Exec(ctx, schema.Rewrite(b.db.Schema, "CREATE TABLE pgq.orders (id int primary key)"))
+	_, err := b.db.Pool.Exec(ctx, schema.Rewrite(b.db.Schema, "CREATE TABLE IF NOT EXISTS pgq.batched_orders (id int primary key)"))
 	require.NoError(t, err)
 	client := b.client
 	l := listen(t, b)
@@ -27,7 +27,7 @@ func TestEnqueueBatchedTravelsWithTheCallersStatements(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()
 	batch := &pgx.Batch{}
-	batch.Queue(schema.Rewrite(b.db.Schema, "INSERT INTO pgq.orders VALUES (1)"))
+	batch.Queue(schema.Rewrite(b.db.Schema, "INSERT INTO pgq.batched_orders VALUES (1)"))
 	job, err := client.EnqueueBatched(ctx, tx, batch, sendEmail{To: "a@example.com"}, &queue.Options{Queue: "mail"})
 	require.NoError(t, err)
 	_, err = job.Result()
@@ -52,7 +52,7 @@ func TestEnqueueBatchedTravelsWithTheCallersStatements(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, `{"to":"a@example.com","subject":""}`, string(got.Args))
 	var orders int
-	require.NoError(t, b.db.Pool.QueryRow(ctx, schema.Rewrite(b.db.Schema, "SELECT count(*) FROM pgq.orders")).Scan(&orders))
+	require.NoError(t, b.db.Pool.QueryRow(ctx, schema.Rewrite(b.db.Schema, "SELECT count(*) FROM pgq.batched_orders")).Scan(&orders))
 	require.Equal(t, 1, orders)
 }
 

@@ -63,13 +63,13 @@ func TestEnqueueBesideBusinessWrite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t, nil)
-	_, err := b.db.Pool.Exec(ctx, schema.Rewrite(b.db.Schema, "CREATE TABLE pgq.orders (id int primary key)"))
+	_, err := b.db.Pool.Exec(ctx, schema.Rewrite(b.db.Schema, "CREATE TABLE IF NOT EXISTS pgq.beside_orders (id int primary key)"))
 	require.NoError(t, err)
 
 	// The job and the order commit or vanish together.
 	for _, commit := range []bool{false, true} {
 		err := pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, schema.Rewrite(b.db.Schema, "INSERT INTO pgq.orders VALUES (1)")); err != nil {
+			if _, err := tx.Exec(ctx, schema.Rewrite(b.db.Schema, "INSERT INTO pgq.beside_orders VALUES (1)")); err != nil {
 				return err
 			}
 			if _, err := b.client.EnqueueTx(ctx, tx, queue.Raw{Task: "orders.confirm", Args: json.RawMessage(`{"order":1}`)}, nil); err != nil {
@@ -81,7 +81,7 @@ func TestEnqueueBesideBusinessWrite(t *testing.T) {
 			return nil
 		})
 		var orders int
-		require.NoError(t, b.db.Pool.QueryRow(ctx, schema.Rewrite(b.db.Schema, "SELECT count(*) FROM pgq.orders")).Scan(&orders))
+		require.NoError(t, b.db.Pool.QueryRow(ctx, schema.Rewrite(b.db.Schema, "SELECT count(*) FROM pgq.beside_orders")).Scan(&orders))
 		if commit {
 			require.NoError(t, err)
 			require.Equal(t, 1, orders)
