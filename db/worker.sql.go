@@ -11,6 +11,16 @@ import (
 	"time"
 )
 
+const analyzeJobs = `-- name: AnalyzeJobs :exec
+ANALYZE (SKIP_LOCKED) pgq.jobs
+`
+
+// Fresh statistics for pgq.jobs; skipped when autovacuum holds the table.
+func (q *Queries) AnalyzeJobs(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, analyzeJobs)
+	return err
+}
+
 const claimJobs = `-- name: ClaimJobs :many
 
 UPDATE pgq.jobs AS j
@@ -566,6 +576,26 @@ func (q *Queries) Heartbeat(ctx context.Context, id string) (int64, error) {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
+}
+
+const jobsStatsStale = `-- name: JobsStatsStale :one
+SELECT coalesce(s.n_mod_since_analyze >= greatest(1000, c.reltuples)::bigint
+                AND pg_catalog.pg_has_role(c.relowner, 'MEMBER'), false)::boolean AS stale
+  FROM pg_catalog.pg_class AS c
+  LEFT JOIN pg_catalog.pg_stat_user_tables AS s ON s.relid = c.oid
+ WHERE c.oid = 'pgq.jobs'::regclass
+`
+
+// Whether pgq.jobs has changed more since its last ANALYZE than it held
+// then (and by at least 1,000 rows): the planner's picture of it is off
+// by a factor of two or more. See worker/maintenance.go, "Fresh statistics".
+// Only a member of the table's owning role (or a superuser) may ANALYZE
+// it; for anyone else the answer is no, and autovacuum keeps the job.
+func (q *Queries) JobsStatsStale(ctx context.Context) (bool, error) {
+	row := q.db.QueryRow(ctx, jobsStatsStale)
+	var stale bool
+	err := row.Scan(&stale)
+	return stale, err
 }
 
 const listenJobs = `-- name: ListenJobs :exec

@@ -389,3 +389,19 @@ DELETE FROM pgq.jobs
          LIMIT @max_rows::integer
            FOR UPDATE SKIP LOCKED
        ));
+
+-- name: JobsStatsStale :one
+-- Whether pgq.jobs has changed more since its last ANALYZE than it held
+-- then (and by at least 1,000 rows): the planner's picture of it is off
+-- by a factor of two or more. See worker/maintenance.go, "Fresh statistics".
+-- Only a member of the table's owning role (or a superuser) may ANALYZE
+-- it; for anyone else the answer is no, and autovacuum keeps the job.
+SELECT coalesce(s.n_mod_since_analyze >= greatest(1000, c.reltuples)::bigint
+                AND pg_catalog.pg_has_role(c.relowner, 'MEMBER'), false)::boolean AS stale
+  FROM pg_catalog.pg_class AS c
+  LEFT JOIN pg_catalog.pg_stat_user_tables AS s ON s.relid = c.oid
+ WHERE c.oid = 'pgq.jobs'::regclass;
+
+-- name: AnalyzeJobs :exec
+-- Fresh statistics for pgq.jobs; skipped when autovacuum holds the table.
+ANALYZE (SKIP_LOCKED) pgq.jobs;
