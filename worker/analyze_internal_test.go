@@ -60,6 +60,7 @@ func TestStaleJobStatisticsAreRefreshed(t *testing.T) {
 	t.Cleanup(func() { _, _ = d.Pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+role) })
 	tx, err := d.Pool.Begin(ctx)
 	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }() // before Cleanup's DROP ROLE, even on failure
 	_, err = tx.Exec(ctx, "GRANT USAGE ON SCHEMA "+d.Schema+" TO "+role+"; SET LOCAL ROLE "+role)
 	require.NoError(t, err)
 	stale, err := db.New(schema.Wrap(d.Schema, tx)).JobsStatsStale(ctx)
