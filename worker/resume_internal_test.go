@@ -80,6 +80,23 @@ func (b *resumeBundle) backlog(t *testing.T, n int, name string) {
 	require.NoError(t, err)
 }
 
+// enqueueAt enqueues one job named name when the n-th job starts, and
+// reports the enqueue's error on the channel.
+func (b *resumeBundle) enqueueAt(n int, name string, opts *queue.Options) <-chan error {
+	done := make(chan error, 1)
+	var once sync.Once
+	b.onStart = func(started int, _ string) {
+		if started == n {
+			once.Do(func() {
+				_, err := b.client.Enqueue(context.Background(),
+					queue.Raw{Task: "resume.rec", Args: json.RawMessage(`{"name":"` + name + `"}`)}, opts)
+				done <- err
+			})
+		}
+	}
+	return done
+}
+
 func (b *resumeBundle) run(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -120,17 +137,7 @@ func TestHigherPriorityGoesFirstDuringResumedWalks(t *testing.T) {
 	t.Parallel()
 	b := newResumeBundle(t, 10)
 	b.backlog(t, 1000, "backlog")
-	urgent := make(chan error, 1)
-	var once sync.Once
-	b.onStart = func(n int, _ string) {
-		if n == 100 {
-			once.Do(func() {
-				_, err := b.client.Enqueue(context.Background(),
-					queue.Raw{Task: "resume.rec", Args: json.RawMessage(`{"name":"urgent"}`)}, &queue.Options{Priority: queue.Ptr(9)})
-				urgent <- err
-			})
-		}
-	}
+	urgent := b.enqueueAt(100, "urgent", &queue.Options{Priority: queue.Ptr(9)})
 	b.run(t)
 	require.NoError(t, <-urgent)
 	require.Positive(t, b.w.fetcher.resume.resumed)
@@ -149,17 +156,7 @@ func TestJobBehindThePositionStillRuns(t *testing.T) {
 	t.Parallel()
 	b := newResumeBundle(t, 10)
 	b.backlog(t, 400, "backlog")
-	late := make(chan error, 1)
-	var once sync.Once
-	b.onStart = func(n int, _ string) {
-		if n == 50 {
-			once.Do(func() {
-				_, err := b.client.Enqueue(context.Background(),
-					queue.Raw{Task: "resume.rec", Args: json.RawMessage(`{"name":"late"}`)}, &queue.Options{ETA: time.Now().Add(-time.Hour)})
-				late <- err
-			})
-		}
-	}
+	late := b.enqueueAt(50, "late", &queue.Options{ETA: time.Now().Add(-time.Hour)})
 	b.run(t)
 	require.NoError(t, <-late)
 	require.Positive(t, b.w.fetcher.resume.resumed)

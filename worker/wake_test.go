@@ -26,6 +26,23 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 	// first fetch); it is then idle until the next poll.
 	b.waitState(t, b.enqueue(t, addArgs{}, nil), queue.StateSucceeded)
 
+	// batched enqueues with EnqueueBatched in a transaction from begin.
+	batched := func(begin func(fn func(pgx.Tx) error) error) (int64, error) {
+		var job *queue.BatchedJob
+		err := begin(func(tx pgx.Tx) error {
+			batch := &pgx.Batch{}
+			var err error
+			if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, nil); err != nil {
+				return err
+			}
+			return tx.SendBatch(ctx, batch).Close()
+		})
+		if err != nil {
+			return 0, err
+		}
+		e, err := job.Result()
+		return e.ID, err
+	}
 	paths := []struct {
 		name    string
 		enqueue func() (int64, error)
@@ -63,37 +80,13 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 			})
 			return id, err
 		}},
-		{"BeginFunc+EnqueueBatched", func() (id int64, err error) {
-			var job *queue.BatchedJob
-			err = b.client.BeginFunc(ctx, func(tx *queue.Tx) error {
-				batch := &pgx.Batch{}
-				var err error
-				if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, nil); err != nil {
-					return err
-				}
-				return tx.SendBatch(ctx, batch).Close()
+		{"BeginFunc+EnqueueBatched", func() (int64, error) {
+			return batched(func(fn func(pgx.Tx) error) error {
+				return b.client.BeginFunc(ctx, func(tx *queue.Tx) error { return fn(tx) })
 			})
-			if err != nil {
-				return 0, err
-			}
-			e, err := job.Result()
-			return e.ID, err
 		}},
-		{"pgx.Tx+EnqueueBatched", func() (id int64, err error) {
-			var job *queue.BatchedJob
-			err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
-				batch := &pgx.Batch{}
-				var err error
-				if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, nil); err != nil {
-					return err
-				}
-				return tx.SendBatch(ctx, batch).Close()
-			})
-			if err != nil {
-				return 0, err
-			}
-			e, err := job.Result()
-			return e.ID, err
+		{"pgx.Tx+EnqueueBatched", func() (int64, error) {
+			return batched(func(fn func(pgx.Tx) error) error { return pgx.BeginFunc(ctx, b.db.Pool, fn) })
 		}},
 		{"pgx.Tx+EnqueueTx", func() (id int64, err error) {
 			err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
