@@ -163,7 +163,11 @@
 // pgq.queues. After each round it leads, the maintenance leader deletes
 // finished jobs older than RetentionSucceeded, RetentionFailed and
 // RetentionCancelled, 1,000 rows per short transaction. See
-// docs/control.md.
+// docs/control.md. It also runs ANALYZE on pgq.jobs when the table has
+// changed more since the last one than it held then, so that plans
+// prepared while the table was young do not keep scanning it once it has
+// grown (worker/maintenance.go, "Fresh statistics"); only a role that owns
+// the table may, and otherwise autovacuum keeps that job.
 //
 // # Shutdown
 //
