@@ -15,12 +15,13 @@ import (
 // Enqueuing in the caller's pipeline.
 //
 // EnqueueTx sends its statement at once and waits for the answer: one
-// round trip more than the transaction would make without it. In a short
-// business transaction (BEGIN, one INSERT, COMMIT) that round trip is a
-// quarter of the work, so EnqueueBatched queues the enqueue on the
+// round trip more than the transaction would make without it: in a short
+// business transaction (BEGIN, one INSERT, COMMIT) a fourth one. So
+// EnqueueBatched queues the enqueue on the
 // caller's pgx.Batch instead, and it travels with the caller's own
 // statements: the transaction makes as many round trips with the enqueue
-// as without it (docs/performance.md, "Transactional enqueue").
+// as without it (docs/performance.md, "Single enqueue inside a business
+// transaction").
 
 // BatchedJob is an enqueue queued on a pgx.Batch by EnqueueBatched. Its
 // outcome is known once the batch's results have been read (after
