@@ -78,13 +78,10 @@ func (c *Client) EnqueueBatched(ctx context.Context, tx pgx.Tx, b *pgx.Batch, ar
 	rec := &recorder{}
 	q := c.queries(rec)
 	wake := own == nil
-	switch {
-	case p.unique == nil:
+	if p.unique == nil {
 		_, _ = q.InsertJob(ctx, p.insertParams(wake))
-	case p.unique.mode == UniqueKeep:
-		_, _ = q.InsertUniqueJob(ctx, p.insertUniqueParams(wake))
-	default:
-		_, _ = q.ReplaceUniqueJob(ctx, p.replaceUniqueParams(wake))
+	} else {
+		_, _ = insertUniqueOnce(ctx, q, p, wake)
 	}
 	b.Queue(rec.sql, rec.args...).QueryRow(j.scan)
 	return j, nil

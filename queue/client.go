@@ -199,15 +199,7 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, wake bool, args Tas
 // insert and the look-up; a few tries settle it.
 func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared, wake bool) (Enqueued, error) {
 	for range 10 {
-		var row *db.InsertUniqueJobRow
-		var err error
-		if p.unique.mode == UniqueKeep {
-			row, err = q.InsertUniqueJob(ctx, p.insertUniqueParams(wake))
-		} else {
-			var r *db.ReplaceUniqueJobRow
-			r, err = q.ReplaceUniqueJob(ctx, p.replaceUniqueParams(wake))
-			row = (*db.InsertUniqueJobRow)(r)
-		}
+		row, err := insertUniqueOnce(ctx, q, p, wake)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}
@@ -217,6 +209,16 @@ func (c *Client) insertUnique(ctx context.Context, q *db.Queries, p prepared, wa
 		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Duplicate: row.Duplicate, Replaced: row.Replaced, client: c}, nil
 	}
 	return Enqueued{}, fmt.Errorf("enqueue %s: its unique key kept changing hands; try again", p.task)
+}
+
+// insertUniqueOnce sends the one statement of a unique job's enqueue: keep
+// the holder, or replace its args, by the key's mode.
+func insertUniqueOnce(ctx context.Context, q *db.Queries, p prepared, wake bool) (*db.InsertUniqueJobRow, error) {
+	if p.unique.mode == UniqueKeep {
+		return q.InsertUniqueJob(ctx, p.insertUniqueParams(wake))
+	}
+	r, err := q.ReplaceUniqueJob(ctx, p.replaceUniqueParams(wake))
+	return (*db.InsertUniqueJobRow)(r), err
 }
 
 // prepared is one job, validated and encoded, ready for INSERT or COPY.
