@@ -57,9 +57,9 @@ func (j *BatchedJob) Result() (Enqueued, error) {
 // are known from the returned BatchedJob once b's results have been read.
 //
 // Send b with tx.SendBatch, where tx is the transaction the job must
-// belong to. With a transaction from Client.Begin the wake-up is sent by
-// its Commit, after the commit; otherwise the statement notifies inside
-// the transaction, as EnqueueTx does.
+// belong to. With a transaction from Client.Begin the wake-up is sent in
+// the background after its Commit; otherwise the statement notifies
+// inside the transaction, as EnqueueTx does.
 //
 // A job with a unique key whose holder finished while the statement ran
 // is reported as an error by BatchedJob.Result (EnqueueTx would try

@@ -47,6 +47,7 @@ func TestEnqueueBatchedTravelsWithTheCallersStatements(t *testing.T) {
 	require.Empty(t, l.drain(b), "no NOTIFY inside a Client.Begin transaction")
 
 	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, client.Flush(ctx)) // Commit does not wait for the wake-up
 	require.Equal(t, []string{"mail"}, l.drain(b), "Commit wakes the queue once")
 	got, err := client.Job(ctx, e.ID)
 	require.NoError(t, err)

@@ -158,8 +158,9 @@ func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enq
 // one statement. Invalid input is reported before anything is sent, so tx
 // stays usable after such an error.
 //
-// With a transaction from Client.Begin the wake-up is sent by its Commit,
-// after the commit; with any other pgx.Tx it is a NOTIFY inside tx, which
+// With a transaction from Client.Begin the wake-up is sent in the
+// background once its Commit has committed (Commit does not wait for it;
+// see Client.Flush); with any other pgx.Tx it is a NOTIFY inside tx, which
 // PostgreSQL delivers at commit but which makes concurrent enqueuing
 // transactions commit one WAL flush at a time (see Client.Begin).
 func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, args TaskArgs, opts *Options) (Enqueued, error) {

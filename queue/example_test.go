@@ -53,8 +53,8 @@ func ExampleClient_EnqueueTx() {
 
 // Routes send tasks to queues by name; the call's options still win.
 // Client.BeginFunc is pgx.BeginFunc on the client's pool whose commit
-// wakes the workers afterwards, the faster form with many concurrent
-// producers (docs/architecture.md, "Waking workers").
+// wakes the workers afterwards, without waiting for it, the faster form
+// with many concurrent producers (docs/architecture.md, "Waking workers").
 func ExampleClient_BeginFunc() {
 	ctx := context.Background()
 	db, release, err := pgtest.Acquire(ctx) // your *pgxpool.Pool and schema
@@ -74,6 +74,11 @@ func ExampleClient_BeginFunc() {
 		return err
 	})
 	if err != nil {
+		panic(err)
+	}
+	// Commit did not wait for the wake-up; a program about to exit waits
+	// for it, a long-running one need not.
+	if err := client.Flush(ctx); err != nil {
 		panic(err)
 	}
 	stored, err := client.Job(ctx, job.ID)
@@ -109,6 +114,9 @@ func ExampleClient_EnqueueBatched() {
 		return tx.SendBatch(ctx, batch).Close()
 	})
 	if err != nil {
+		panic(err)
+	}
+	if err := client.Flush(ctx); err != nil { // before exiting: see ExampleClient_BeginFunc
 		panic(err)
 	}
 	enqueued, err := job.Result()

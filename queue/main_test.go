@@ -31,6 +31,9 @@ func setup(t *testing.T, cfg *queue.Config) *bundle {
 	cfg.Schema = db.Schema
 	c, err := queue.NewClient(db.Pool, cfg)
 	require.NoError(t, err)
+	// Tx.Commit does not wait for its wake-up: send it before the schema
+	// goes back to the pool, or the next test on it could hear it.
+	t.Cleanup(func() { _ = c.Flush(context.Background()) })
 	return &bundle{db: db, client: c}
 }
 

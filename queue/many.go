@@ -20,13 +20,17 @@ type Request struct {
 // once it has committed and the queues' workers have been woken. See
 // EnqueueManyTx.
 func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, error) {
-	var out []Enqueued
-	err := c.BeginFunc(ctx, func(tx *Tx) error {
-		var err error
-		out, err = c.EnqueueManyTx(ctx, tx, reqs)
-		return err
-	})
-	return out, err
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op after the commit
+	out, err := c.EnqueueManyTx(ctx, tx, reqs)
+	if err != nil {
+		return out, err
+	}
+	// Unlike Tx.Commit, wait for the wake-up, as Enqueue does.
+	return out, tx.commit(ctx, true)
 }
 
 // EnqueueManyTx enqueues jobs inside the caller's transaction with COPY:
@@ -37,8 +41,8 @@ func (c *Client) EnqueueMany(ctx context.Context, reqs []Request) ([]Enqueued, e
 // each. One invalid job fails the call, naming its index, and leaves tx
 // usable: nothing is written before every job has been checked.
 //
-// With a transaction from Client.Begin, the wake-ups are sent by its
-// Commit instead (see EnqueueTx).
+// With a transaction from Client.Begin, the wake-ups are sent in the
+// background after its Commit instead (see EnqueueTx).
 //
 // The result is in request order.
 func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, reqs []Request) ([]Enqueued, error) {

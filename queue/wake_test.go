@@ -13,7 +13,8 @@ import (
 )
 
 // A transaction from Client.Begin carries no NOTIFY of its own: its
-// Commit sends the wake-up afterwards, once per queue.
+// Commit has the wake-up sent afterwards, once per queue, and Flush waits
+// for it (wake_internal_test.go shows that Commit itself does not).
 func TestBeginSendsTheWakeUpAfterCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -42,6 +43,7 @@ func TestBeginSendsTheWakeUpAfterCommit(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
+	require.NoError(t, b.client.Flush(ctx))
 	require.ElementsMatch(t, []string{"mail", "reports"}, l.drain(b))
 	require.Equal(t, 5, b.count(t, "queue = 'mail'"))
 
@@ -51,6 +53,7 @@ func TestBeginSendsTheWakeUpAfterCommit(t *testing.T) {
 	_, err = b.client.EnqueueTx(ctx, tx, sendEmail{}, &queue.Options{Queue: "mail"})
 	require.NoError(t, err)
 	require.NoError(t, tx.Rollback(ctx))
+	require.NoError(t, b.client.Flush(ctx))
 	require.Empty(t, l.drain(b))
 	require.Equal(t, 5, b.count(t, "queue = 'mail'"))
 }
@@ -135,6 +138,8 @@ func TestClientTxReturnsItsConnection(t *testing.T) {
 		_, err = client.Enqueue(ctx, sendEmail{}, nil)
 		require.NoError(t, err)
 	}
+	// The last Commit's wake-up may still hold a connection.
+	require.NoError(t, client.Flush(ctx))
 	require.Zero(t, pool.Stat().AcquiredConns(), "a connection was not returned to the pool")
 	require.Equal(t, 10, b.count(t, "true"))
 }
