@@ -156,6 +156,26 @@ type PgqQueueStat struct {
 	Count int64
 }
 
+// Jobs enqueued with Options.Staged, waiting for a worker to move them into pgq.jobs (they keep their id). Written by the Go client only.
+type PgqStagedJob struct {
+	ID              int64
+	Task            string
+	Queue           string
+	State           string
+	Priority        *int16
+	Args            json.RawMessage
+	Meta            json.RawMessage
+	MaxRetries      *int32
+	RetryDelayMs    *int32
+	TimeLimitMs     *int32
+	SoftTimeLimitMs *int32
+	IgnoreResult    bool
+	RunAt           time.Time
+	ExpiresAt       *time.Time
+	MutexKey        *string
+	CreatedAt       time.Time
+}
+
 // Running workers and their heartbeats; a row with an old heartbeat_at is a dead worker whose jobs get rescued.
 type PgqWorker struct {
 	ID          string

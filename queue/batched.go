@@ -35,6 +35,7 @@ type BatchedJob struct {
 	job    Enqueued
 	err    error
 	unique bool
+	staged bool
 }
 
 // ErrBatchNotSent is returned by BatchedJob.Result when the batch's results
@@ -74,13 +75,16 @@ func (c *Client) EnqueueBatched(ctx context.Context, tx pgx.Tx, b *pgx.Batch, ar
 	}
 	p = c.traced(ctx, p)
 	own := c.ownTx(tx)
-	j := &BatchedJob{c: c, task: p.task, queue: p.queue, own: own, unique: p.unique != nil}
+	j := &BatchedJob{c: c, task: p.task, queue: p.queue, own: own, unique: p.unique != nil, staged: p.staged}
 	rec := &recorder{}
 	q := c.queries(rec)
 	wake := own == nil
-	if p.unique == nil {
+	switch {
+	case p.staged:
+		_, _ = q.StageJob(ctx, p.stageParams(wake))
+	case p.unique == nil:
 		_, _ = q.InsertJob(ctx, p.insertParams(wake))
-	} else {
+	default:
 		_, _ = insertUniqueOnce(ctx, q, p, wake)
 	}
 	b.Queue(rec.sql, rec.args...).QueryRow(j.scan)
@@ -90,7 +94,7 @@ func (c *Client) EnqueueBatched(ctx context.Context, tx pgx.Tx, b *pgx.Batch, ar
 // scan reads the statement's answer when the batch's results are read.
 func (j *BatchedJob) scan(row pgx.Row) error {
 	j.done = true
-	e := Enqueued{Task: j.task, Queue: j.queue, client: j.c}
+	e := Enqueued{Task: j.task, Queue: j.queue, Staged: j.staged, client: j.c}
 	var err error
 	if j.unique {
 		err = row.Scan(&e.ID, &e.State, &e.RunAt, &e.Duplicate, &e.Replaced)
@@ -105,7 +109,7 @@ func (j *BatchedJob) scan(row pgx.Row) error {
 	default:
 		j.job, j.err = j.c.observe(e, nil)
 		if j.own != nil && e.wakes() {
-			j.own.deferWake(e.Queue)
+			j.own.deferWake(e.wakeTopic())
 		}
 	}
 	return j.err

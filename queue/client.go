@@ -133,6 +133,9 @@ type Enqueued struct {
 	// Replaced is set when, with a replace Unique.Mode, the duplicate's
 	// args (and run time) were replaced by this enqueue's.
 	Replaced bool
+	// Staged is set when the job was staged (Options.Staged): a worker
+	// has yet to move it into pgq.jobs.
+	Staged bool
 
 	client *Client
 }
@@ -148,7 +151,7 @@ func (c *Client) Delay(ctx context.Context, args TaskArgs) (Enqueued, error) {
 func (c *Client) Enqueue(ctx context.Context, args TaskArgs, opts *Options) (Enqueued, error) {
 	e, err := c.observe(c.enqueue(ctx, c.pool, false, args, opts))
 	if err == nil && e.wakes() {
-		c.waker.wake(ctx, []string{e.Queue})
+		c.waker.wake(ctx, []string{e.wakeTopic()})
 	}
 	return e, err
 }
@@ -167,7 +170,7 @@ func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, args TaskArgs, opts *
 	own := c.ownTx(tx)
 	e, err := c.observe(c.enqueue(ctx, tx, own == nil, args, opts))
 	if err == nil && own != nil && e.wakes() {
-		own.deferWake(e.Queue)
+		own.deferWake(e.wakeTopic())
 	}
 	return e, err
 }
@@ -175,6 +178,15 @@ func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, args TaskArgs, opts *
 // wakes reports whether the enqueue wrote a job its workers should hear of:
 // a duplicate unique key wrote none, unless it replaced the holder's args.
 func (e Enqueued) wakes() bool { return !e.Duplicate || e.Replaced }
+
+// wakeTopic is the payload that wakes the job's workers: its queue, or for
+// a staged job the workers that move staged jobs.
+func (e Enqueued) wakeTopic() string {
+	if e.Staged {
+		return schema.StagedWake
+	}
+	return e.Queue
+}
 
 // enqueue sends the job's one statement; with wake the statement also
 // sends the queue's wake-up (a NOTIFY delivered at commit).
@@ -185,6 +197,13 @@ func (c *Client) enqueue(ctx context.Context, d schema.DBTX, wake bool, args Tas
 	}
 	p = c.traced(ctx, p)
 	q := c.queries(d)
+	if p.staged {
+		row, err := q.StageJob(ctx, p.stageParams(wake))
+		if err != nil {
+			return Enqueued{}, dbError(c.schema, fmt.Sprintf("enqueue %s", p.task), err)
+		}
+		return Enqueued{ID: row.ID, Task: p.task, Queue: p.queue, State: row.State, RunAt: row.RunAt, Staged: true, client: c}, nil
+	}
 	if p.unique == nil {
 		row, err := q.InsertJob(ctx, p.insertParams(wake))
 		if err != nil {
@@ -239,6 +258,7 @@ type prepared struct {
 	unique             *resolvedUnique // nil: no unique key
 	uniqueKey          *string         // unique.key, when one was given
 	mutexKey           *string
+	staged             bool // into pgq.staged_jobs (Options.Staged)
 }
 
 // prepare validates and encodes one job. Options apply in layers: the
@@ -340,6 +360,12 @@ func (c *Client) prepare(args TaskArgs, call *Options, now time.Time) (prepared,
 	if p.unique != nil {
 		p.uniqueKey = p.unique.key
 	}
+	if o.Staged {
+		if p.unique != nil {
+			return prepared{}, invalid("Staged", "task %s: a job with a unique key cannot be staged (the key is checked against pgq.jobs when it is inserted); drop Staged or the unique key", task)
+		}
+		p.staged = true
+	}
 	if o.MutexKey != "" {
 		if err := checkKey("MutexKey", "mutex key", o.MutexKey, mutexKeyMax); err != nil {
 			return prepared{}, err
@@ -356,6 +382,17 @@ func (p prepared) insertParams(wake bool) db.InsertJobParams {
 		RetryDelayMs: p.retryDelayMs, TimeLimitMs: p.timeLimitMs, SoftTimeLimitMs: p.softTimeLimitMs,
 		IgnoreResult: p.ignoreResult, RunAt: p.runAt, CountdownSeconds: p.countdown.Seconds(),
 		ExpiresAt: p.expiresAt, ExpiresInSeconds: seconds(p.expiresIn), MutexKey: p.mutexKey,
+	}
+}
+
+func (p prepared) stageParams(wake bool) db.StageJobParams {
+	i := p.insertParams(wake)
+	return db.StageJobParams{
+		Wake: wake, Task: i.Task, Queue: i.Queue, State: i.State, Priority: i.Priority,
+		Args: i.Args, Meta: i.Meta, MaxRetries: i.MaxRetries,
+		RetryDelayMs: i.RetryDelayMs, TimeLimitMs: i.TimeLimitMs, SoftTimeLimitMs: i.SoftTimeLimitMs,
+		IgnoreResult: i.IgnoreResult, RunAt: i.RunAt, CountdownSeconds: i.CountdownSeconds,
+		ExpiresAt: i.ExpiresAt, ExpiresInSeconds: i.ExpiresInSeconds, MutexKey: i.MutexKey,
 	}
 }
 

@@ -3,8 +3,11 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgq/pgq/db"
 )
@@ -50,6 +53,10 @@ type Job struct {
 	Errors        []JobError      `json:"errors"`
 	ParentID      *int64          `json:"parent_id,omitempty"`
 	RootID        *int64          `json:"root_id,omitempty"`
+	// Staged is set for a staged job (Options.Staged) that no worker has
+	// moved into pgq.jobs yet. The queue's defaults are not applied to it
+	// until then: options the producer left unset read as zero.
+	Staged bool `json:"staged,omitempty"`
 }
 
 // JobError is one failed attempt in a job's error history.
@@ -63,11 +70,41 @@ type JobError struct {
 // Job returns the job with the given id, or an error matching
 // ErrJobNotFound.
 func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
-	row, err := c.queries(c.pool).GetJob(ctx, id)
+	q := c.queries(c.pool)
+	row, err := q.GetJob(ctx, id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// A staged job waits in pgq.staged_jobs until a worker moves it.
+		// Looked at in this order, a job moved between two looks is found
+		// by the third.
+		staged, serr := q.GetStagedJob(ctx, id)
+		if serr == nil {
+			return stagedJobFromRow(staged), nil
+		}
+		if !errors.Is(serr, pgx.ErrNoRows) {
+			return nil, dbError(c.schema, fmt.Sprintf("job %d", id), serr)
+		}
+		row, err = q.GetJob(ctx, id)
+	}
 	if err != nil {
 		return nil, dbError(c.schema, fmt.Sprintf("job %d", id), err)
 	}
 	return jobFromRow(row)
+}
+
+func stagedJobFromRow(r *db.PgqStagedJob) *Job {
+	j := &Job{
+		ID: r.ID, Task: r.Task, Queue: r.Queue, State: r.State, Args: r.Args, Headers: r.Meta,
+		RetryDelay: millis(r.RetryDelayMs), TimeLimit: millis(r.TimeLimitMs), SoftTimeLimit: millis(r.SoftTimeLimitMs),
+		IgnoreResult: r.IgnoreResult, RunAt: r.RunAt, ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt,
+		Errors: []JobError{}, Staged: true,
+	}
+	if r.Priority != nil {
+		j.Priority = int(*r.Priority)
+	}
+	if r.MaxRetries != nil {
+		j.MaxRetries = int(*r.MaxRetries)
+	}
+	return j
 }
 
 func jobFromRow(r *db.PgqJob) (*Job, error) {

@@ -69,6 +69,17 @@ type Options struct {
 	// Headers are free-form metadata stored with the job (its meta column)
 	// and handed to the handler.
 	Headers map[string]any
+	// Staged writes the job to pgq.staged_jobs, a narrow table without
+	// indexes, instead of pgq.jobs: the enqueue then costs the caller's
+	// transaction a fraction of what a job row costs (docs/performance.md,
+	// "Staged enqueue"). It is as transactional as any enqueue, and the
+	// job keeps the id the enqueue returns, but it enters pgq.jobs (and
+	// becomes visible to queries, Client.Get and the dashboard) only when
+	// a worker moves it there: at once when a worker hears the wake-up,
+	// else at its next poll. A unique key cannot be staged. EnqueueMany
+	// ignores it (its COPY is already the cheap form). Set by any layer
+	// (call, task defaults, route), it applies.
+	Staged bool
 }
 
 // Ptr returns a pointer to v, for the pointer fields of Options.
@@ -114,6 +125,7 @@ func (o Options) merge(under Options) Options {
 	if o.MutexKey == "" {
 		o.MutexKey = under.MutexKey
 	}
+	o.Staged = o.Staged || under.Staged
 	// Headers merge key by key; the upper layer wins.
 	if len(under.Headers) > 0 {
 		h := maps.Clone(under.Headers)

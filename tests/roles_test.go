@@ -54,6 +54,14 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, dup.Duplicate)
 	require.Equal(t, uniq.ID, dup.ID)
+	// A staged job goes to pgq.staged_jobs, which a producer may insert
+	// into (and read: Client.Job looks there), and a worker moves.
+	staged, err := producer.Enqueue(ctx, queue.Raw{Task: "pgq.echo", Args: json.RawMessage(`{"n":2}`)}, &queue.Options{Staged: true})
+	require.NoError(t, err, "a producer stages a job")
+	require.True(t, staged.Staged)
+	stagedJob, err := producer.Job(ctx, staged.ID)
+	require.NoError(t, err, "a producer reads a staged job")
+	require.True(t, stagedJob.Staged)
 	// pgq.enqueue from SQL works under the producer role too.
 	var sqlID int64
 	require.NoError(t, producerPool.QueryRow(ctx,
@@ -71,6 +79,7 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		"UPDATE " + jobs + " SET state = 'cancelled' WHERE id = $1",
 		"UPDATE " + jobs + " SET args = '{}' WHERE id = $1",
 		"DELETE FROM " + jobs + " WHERE id = $1",
+		"DELETE FROM " + pgx.Identifier{db.Schema, "staged_jobs"}.Sanitize() + " WHERE id = $1",
 	} {
 		_, err := producerPool.Exec(ctx, stmt, one.ID)
 		requirePermissionDenied(t, err, stmt)
@@ -105,6 +114,8 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 	var got map[string]int
 	require.NoError(t, producer.AsyncResult(one.ID).Get(ctx, &got))
 	require.Equal(t, 1, got["n"])
+	require.NoError(t, producer.AsyncResult(staged.ID).Get(ctx, &got), "the worker moved and ran the staged job")
+	require.Equal(t, 2, got["n"])
 	for _, e := range many {
 		require.NoError(t, producer.AsyncResult(e.ID).Get(ctx, nil))
 	}

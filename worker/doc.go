@@ -63,6 +63,13 @@
 // IdleAfter are given up, down to Min. Worker.Concurrency reports the
 // current number.
 //
+// Staged jobs (queue.Options.Staged) wait in pgq.staged_jobs, where no
+// queue can claim them. Before it claims, the fetcher moves them into
+// pgq.jobs, 1,000 per statement, when a producer's wake-up says it staged
+// some and at least once per PollInterval; the move wakes the queues it
+// filled. Workers move side by side (SKIP LOCKED), whatever their queues
+// (staged.go).
+//
 // # Completing
 //
 // A slot is freed as soon as its handler returns; the outcome goes to the

@@ -38,6 +38,11 @@ type fetcher struct {
 	// resume is where the next claim may resume each queue's walk
 	// (resume.go).
 	resume resumeState
+
+	// Staged jobs (staged.go): a producer said it staged some, and when
+	// the fetcher last moved them.
+	stagedPending atomic.Bool
+	lastMove      time.Time
 }
 
 func newFetcher(w *Worker) *fetcher {
@@ -127,6 +132,7 @@ func (f *fetcher) run(ctx context.Context) {
 		}
 		soon = false
 		f.shrink()
+		f.moveStagedIfDue(ctx, time.Now())
 		var next time.Duration
 		next, more = f.fetch(ctx)
 		if next < 0 {
@@ -174,6 +180,9 @@ func (f *fetcher) fetch(ctx context.Context) (time.Duration, bool) {
 			// Retries written by the last batch may be runnable at once:
 			// write every outcome, then look once more.
 			w.completer.flushNow(ctx)
+			if f.moveStaged(ctx) > 0 {
+				continue
+			}
 			if n, err = f.claim(ctx, free); err == nil && n == 0 && w.slots.Load() == 0 {
 				if _, waits := f.limits.limitedWaitsFor(time.Now()); !waits {
 					close(f.drained)

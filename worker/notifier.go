@@ -108,6 +108,8 @@ func (n *notifier) session(ctx context.Context) (connected bool, err error) {
 			w.controller.deliver(note.Payload)
 		case w.queues.Load().has[note.Payload]:
 			w.fetcher.wake()
+		case note.Payload == schema.StagedWake:
+			w.fetcher.stagedWaiting()
 		}
 	}
 }

@@ -14,7 +14,8 @@ import (
 
 // Every way in wakes an idle worker whose next poll is a minute away:
 // the client's own transactions and Client.Begin send the wake-up after
-// the commit, a caller's pgx.Tx carries it inside (queue/wake.go).
+// the commit, a caller's pgx.Tx carries it inside (queue/wake.go); so do
+// staged enqueues, whose wake-up has a worker move them first.
 func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -26,13 +27,15 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 	// first fetch); it is then idle until the next poll.
 	b.waitState(t, b.enqueue(t, addArgs{}, nil), queue.StateSucceeded)
 
+	var opts *queue.Options // the pass's options: plain, then staged
+
 	// batched enqueues with EnqueueBatched in a transaction from begin.
 	batched := func(begin func(fn func(pgx.Tx) error) error) (int64, error) {
 		var job *queue.BatchedJob
 		err := begin(func(tx pgx.Tx) error {
 			batch := &pgx.Batch{}
 			var err error
-			if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, nil); err != nil {
+			if job, err = b.client.EnqueueBatched(ctx, tx, batch, addArgs{}, opts); err != nil {
 				return err
 			}
 			return tx.SendBatch(ctx, batch).Close()
@@ -48,7 +51,7 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 		enqueue func() (int64, error)
 	}{
 		{"Enqueue", func() (int64, error) {
-			e, err := b.client.Enqueue(ctx, addArgs{}, nil)
+			e, err := b.client.Enqueue(ctx, addArgs{}, opts)
 			return e.ID, err
 		}},
 		{"EnqueueMany", func() (int64, error) {
@@ -64,7 +67,7 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 				return 0, err
 			}
 			defer func() { _ = tx.Rollback(ctx) }()
-			e, err := b.client.EnqueueTx(ctx, tx, addArgs{}, nil)
+			e, err := b.client.EnqueueTx(ctx, tx, addArgs{}, opts)
 			if err != nil {
 				return 0, err
 			}
@@ -90,20 +93,24 @@ func TestEveryEnqueuePathWakesIdleWorker(t *testing.T) {
 		}},
 		{"pgx.Tx+EnqueueTx", func() (id int64, err error) {
 			err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
-				e, err := b.client.EnqueueTx(ctx, tx, addArgs{}, nil)
+				e, err := b.client.EnqueueTx(ctx, tx, addArgs{}, opts)
 				id = e.ID
 				return err
 			})
 			return id, err
 		}},
 	}
-	for _, p := range paths {
-		start := time.Now()
-		id, err := p.enqueue()
-		require.NoError(t, err, p.name)
-		b.waitState(t, id, queue.StateSucceeded)
-		latency := time.Since(start)
-		t.Logf("%s: enqueue to stored success: %s", p.name, latency)
-		require.Less(t, latency, 10*time.Second, "%s: woken by a NOTIFY, not by the one-minute poll", p.name)
+	// Staged jobs (EnqueueMany ignores the option) wake the workers that
+	// move them, which wake the queue's.
+	for _, opts = range []*queue.Options{nil, {Staged: true}} {
+		for _, p := range paths {
+			start := time.Now()
+			id, err := p.enqueue()
+			require.NoError(t, err, p.name)
+			b.waitState(t, id, queue.StateSucceeded)
+			latency := time.Since(start)
+			t.Logf("%s (staged: %v): enqueue to stored success: %s", p.name, opts != nil, latency)
+			require.Less(t, latency, 10*time.Second, "%s (staged: %v): woken by a NOTIFY, not by the one-minute poll", p.name, opts != nil)
+		}
 	}
 }

@@ -263,30 +263,32 @@ func (p *PGQ) Growth(ctx context.Context, gp GrowthParams, progress func(int)) (
 }
 
 // TxCost implements System: Clients connections run transactions of one
-// INSERT into a table of the schema, without and with an enqueue, in two
-// alternating halves each so that drift affects both alike. Both run in
-// transactions from Client.BeginFunc, the documented way to enqueue
-// beside one's own writes: its Commit wakes the workers after the commit
-// instead of a NOTIFY inside the transaction (queue/wake.go), and the
-// enqueue is queued with EnqueueBatched on the batch that carries the
-// INSERT, so both transactions make the same three round trips (BEGIN,
-// the statements, COMMIT).
+// INSERT into a table of the schema: without an enqueue, with a staged
+// one (queue.Options.Staged, the cheapest form) and with one written
+// straight into pgq.jobs, in alternating parts so that drift affects all
+// alike. All run in transactions from Client.BeginFunc, the documented
+// way to enqueue beside one's own writes: its Commit wakes the workers
+// after the commit instead of a NOTIFY inside the transaction
+// (queue/wake.go), and the enqueue is queued with EnqueueBatched on the
+// batch that carries the INSERT, so every variant makes the same three
+// round trips (BEGIN, the statements, COMMIT).
 func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 	orders := p.table("bench_orders")
 	if _, err := p.pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+orders+" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)"); err != nil {
 		return TxResult{}, err
 	}
 	insert := "INSERT INTO " + orders + " (note) VALUES ('order')"
-	run := func(enqueue bool, d time.Duration) (int64, error) {
+	opts := []*queue.Options{nil, {Staged: true}, nil}
+	run := func(variant int, d time.Duration) (int64, error) {
 		return RunClients(ctx, tp.Clients, d, func(ctx context.Context) error {
 			return p.client.BeginFunc(ctx, func(tx *queue.Tx) error {
-				if !enqueue {
+				if variant == 0 {
 					_, err := tx.Exec(ctx, insert)
 					return err
 				}
 				b := &pgx.Batch{}
 				b.Queue(insert)
-				job, err := p.client.EnqueueBatched(ctx, tx, b, queue.Raw{Task: worker.TaskNoop}, nil)
+				job, err := p.client.EnqueueBatched(ctx, tx, b, queue.Raw{Task: worker.TaskNoop}, opts[variant])
 				if err != nil {
 					return err
 				}
@@ -298,7 +300,11 @@ func (p *PGQ) TxCost(ctx context.Context, tp TxParams) (TxResult, error) {
 			})
 		})
 	}
-	return AlternateTx(tp.Duration, run)
+	rates, err := AlternateVariants(tp.Duration, len(opts), run)
+	if err != nil {
+		return TxResult{}, err
+	}
+	return TxResult{Bare: rates[0], WithEnqueue: rates[1], Direct: rates[2]}, nil
 }
 
 // RunClients runs op in a loop on clients goroutines for d and returns how
@@ -332,21 +338,34 @@ func RunClients(ctx context.Context, clients int, d time.Duration, op func(conte
 	return n.Load(), firstErr
 }
 
-// AlternateTx runs the two variants of the transaction workload in four
-// alternating quarters of 2·d (bare, with, bare, with) and returns each
-// one's transactions per second.
+// AlternateTx runs the two variants of the transaction workload (without
+// and with an enqueue) as AlternateVariants does.
 func AlternateTx(d time.Duration, run func(enqueue bool, d time.Duration) (int64, error)) (TxResult, error) {
+	rates, err := AlternateVariants(d, 2, func(v int, d time.Duration) (int64, error) { return run(v == 1, d) })
+	if err != nil {
+		return TxResult{}, err
+	}
+	return TxResult{Bare: rates[0], WithEnqueue: rates[1]}, nil
+}
+
+// AlternateVariants runs n variants of a workload for d each, in two
+// rounds of d/2 (0, 1, …, n-1, 0, 1, …), and returns each one's
+// operations per second.
+func AlternateVariants(d time.Duration, n int, run func(variant int, d time.Duration) (int64, error)) ([]float64, error) {
 	half := d / 2
-	var counts [2]int64
+	counts := make([]int64, n)
 	for range 2 {
-		for i, enqueue := range []bool{false, true} {
-			n, err := run(enqueue, half)
+		for v := range n {
+			c, err := run(v, half)
 			if err != nil {
-				return TxResult{}, err
+				return nil, err
 			}
-			counts[i] += n
+			counts[v] += c
 		}
 	}
-	secs := (2 * half).Seconds()
-	return TxResult{Bare: float64(counts[0]) / secs, WithEnqueue: float64(counts[1]) / secs}, nil
+	rates := make([]float64, n)
+	for v, c := range counts {
+		rates[v] = float64(c) / (2 * half).Seconds()
+	}
+	return rates, nil
 }

@@ -71,6 +71,9 @@ var (
 	FigTxBare    = Figure{Workload: "4 tx enqueue", Name: "INSERT only, tx/s", HigherIsBetter: true}
 	FigTxEnqueue = Figure{Workload: "4 tx enqueue", Name: "INSERT + enqueue, tx/s", HigherIsBetter: true}
 	FigTxCost    = Figure{Workload: "4 tx enqueue", Name: "throughput lost to the enqueue, %", Decimals: 0}
+	// pgq's enqueue straight into pgq.jobs, beside the staged one above.
+	FigTxDirect     = Figure{Workload: "4 tx enqueue", Name: "INSERT + enqueue not staged, tx/s", HigherIsBetter: true}
+	FigTxDirectCost = Figure{Workload: "4 tx enqueue", Name: "throughput lost to the enqueue not staged, %", Decimals: 0}
 
 	FigWorkflowChord = Figure{Workload: "5 workflow", Name: "chord, members/s", HigherIsBetter: true}
 	FigWorkflowPlain = Figure{Workload: "5 workflow", Name: "as many plain jobs, jobs/s", HigherIsBetter: true}
@@ -321,7 +324,7 @@ func (r *runner) growth(ctx context.Context, sys System, name, label string) ([]
 }
 
 func (r *runner) tx(ctx context.Context, sys System, name, label string) ([]Figure, error) {
-	figs := []Figure{FigTxBare, FigTxEnqueue, FigTxCost}
+	figs := []Figure{FigTxBare, FigTxEnqueue, FigTxCost, FigTxDirect, FigTxDirectCost}
 	if sys == nil {
 		return figs, nil
 	}
@@ -334,6 +337,10 @@ func (r *runner) tx(ctx context.Context, sys System, name, label string) ([]Figu
 	r.res.Add(FigTxBare, name, t.Bare)
 	r.res.Add(FigTxEnqueue, name, t.WithEnqueue)
 	r.res.Add(FigTxCost, name, 100*(1-t.WithEnqueue/t.Bare))
+	if t.Direct > 0 {
+		r.res.Add(FigTxDirect, name, t.Direct)
+		r.res.Add(FigTxDirectCost, name, 100*(1-t.Direct/t.Bare))
+	}
 	return figs, nil
 }
 

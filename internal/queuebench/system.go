@@ -149,6 +149,9 @@ type TxParams struct {
 type TxResult struct {
 	Bare        float64 `json:"bare"`
 	WithEnqueue float64 `json:"with_enqueue"`
+	// Direct is pgq's enqueue written straight into pgq.jobs, where
+	// WithEnqueue stages it (queue.Options.Staged); 0 for other systems.
+	Direct float64 `json:"direct,omitempty"`
 }
 
 // WorkflowResult is the outcome of the workflow workload.

@@ -115,3 +115,9 @@ func (r rewriter) CopyFrom(ctx context.Context, table pgx.Identifier, columns []
 	}
 	return r.d.CopyFrom(ctx, table, columns, rows)
 }
+
+// StagedWake is the payload that wakes workers on the jobs channel for
+// staged jobs (queue.Options.Staged): they must be moved into the jobs
+// table before any queue can claim them. It cannot be a queue name (those
+// start with a letter or digit). queries/staged.sql spells it too.
+const StagedWake = "+staged"
