@@ -76,7 +76,9 @@ type Options struct {
 	// job keeps the id the enqueue returns, but it enters pgq.jobs (and
 	// becomes visible to queries, Client.Get and the dashboard) only when
 	// a worker moves it there: at once when a worker hears the wake-up,
-	// else at its next poll. A unique key cannot be staged. EnqueueMany
+	// else at its next poll. Under load the wake-ups of staged jobs go out
+	// at most every 5 ms (queue/wake.go), so their pickup may wait that
+	// much longer. A unique key cannot be staged. EnqueueMany
 	// ignores it (its COPY is already the cheap form). Set by any layer
 	// (call, task defaults, route), it applies.
 	Staged bool

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgq/pgq/internal/schema"
 )
 
 // Waking workers after the commit.
@@ -52,17 +54,28 @@ import (
 // contexts with them, as soon as their commit returned.
 const wakeTimeout = 5 * time.Second
 
+// stagedWakeGap is the shortest time between two wake-ups that carry
+// nothing but the staged jobs' topic. A wake-up is a statement and a
+// commit of its own (NOTIFY gives its transaction an xid); with staged
+// enqueues arriving faster than those can be sent back to back, about one
+// went out per two transactions, a third of what a staged enqueue cost
+// its transaction (docs/performance.md, "Staged enqueue"). Staging is the
+// form chosen for the producer's throughput, so its wake-ups wait for
+// each other under load: the first after a pause goes at once.
+const stagedWakeGap = 5 * time.Millisecond
+
 // waker sends the post-commit wake-ups of one Client.
 type waker struct {
 	// notify sends one NOTIFY statement for queues through the pool (a
 	// field so that a test can hold it).
 	notify func(ctx context.Context, queues []string) error
 
-	mu      sync.Mutex
-	cur     *wakeBatch     // the batch new wake-ups join
-	last    *wakeBatch     // the last batch a wake-up joined; nil before the first
-	sending bool           // the sender goroutine runs
-	sender  sync.WaitGroup // the sender goroutine, so a test can see it gone
+	mu         sync.Mutex
+	cur        *wakeBatch     // the batch new wake-ups join
+	last       *wakeBatch     // the last batch a wake-up joined; nil before the first
+	sending    bool           // the sender goroutine runs
+	sender     sync.WaitGroup // the sender goroutine, so a test can see it gone
+	lastStaged time.Time      // when the last send carrying the staged topic began
 }
 
 // wakeBatch is the set of queues one NOTIFY statement wakes.
@@ -132,14 +145,35 @@ func (w *waker) run(b *wakeBatch) {
 			w.mu.Unlock()
 			return
 		}
+		if wait := w.paceFor(w.cur, time.Now()); wait > 0 {
+			// Wake-ups arriving meanwhile join w.cur.
+			w.mu.Unlock()
+			time.Sleep(wait)
+			w.mu.Lock()
+		}
 		b = w.cur
 		w.cur = newWakeBatch()
 		w.mu.Unlock()
 	}
 }
 
+// paceFor returns how long batch b must wait before it is sent: it
+// carries only the staged topic and the last send that carried it began
+// less than stagedWakeGap ago. Called with w.mu held.
+func (w *waker) paceFor(b *wakeBatch, now time.Time) time.Duration {
+	if _, staged := b.queues[schema.StagedWake]; !staged || len(b.queues) > 1 {
+		return 0
+	}
+	return stagedWakeGap - now.Sub(w.lastStaged)
+}
+
 // send sends one batch in a statement of its own.
 func (w *waker) send(b *wakeBatch) {
+	if _, staged := b.queues[schema.StagedWake]; staged {
+		w.mu.Lock()
+		w.lastStaged = time.Now()
+		w.mu.Unlock()
+	}
 	queues := make([]string, 0, len(b.queues))
 	for q := range b.queues {
 		queues = append(queues, q)

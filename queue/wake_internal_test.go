@@ -328,3 +328,41 @@ func TestEnqueueWaitsForItsWakeUp(t *testing.T) {
 		})
 	}
 }
+
+// Wake-ups that carry only the staged topic go out at most once per
+// stagedWakeGap; a batch with a queue in it is never held back.
+func TestStagedWakeUpsArePaced(t *testing.T) {
+	t.Parallel()
+	w := &waker{}
+	now := time.Now()
+	batch := func(topics ...string) *wakeBatch {
+		b := newWakeBatch()
+		for _, q := range topics {
+			b.queues[q] = struct{}{}
+		}
+		return b
+	}
+	require.LessOrEqual(t, w.paceFor(batch(schema.StagedWake), now), time.Duration(0), "the first staged wake-up goes at once")
+	w.lastStaged = now.Add(-time.Millisecond)
+	require.Equal(t, stagedWakeGap-time.Millisecond, w.paceFor(batch(schema.StagedWake), now))
+	require.Zero(t, w.paceFor(batch(schema.StagedWake, "mail"), now), "a queue's wake-up is not delayed")
+	require.Zero(t, w.paceFor(batch("mail"), now))
+
+	// Through the sender: the second staged wake-up, posted while the
+	// first is held, starts no sooner than stagedWakeGap after the first.
+	c, h, _, _ := wakeSetup(t)
+	starts := make(chan time.Time, 2)
+	held := c.waker.notify
+	c.waker.notify = func(ctx context.Context, queues []string) error {
+		starts <- time.Now()
+		return held(ctx, queues)
+	}
+	c.waker.post([]string{schema.StagedWake})
+	require.Equal(t, []string{schema.StagedWake}, h.next(t))
+	c.waker.post([]string{schema.StagedWake})
+	close(h.release)
+	require.NoError(t, c.Flush(context.Background()))
+	first, second := <-starts, <-starts
+	require.GreaterOrEqual(t, second.Sub(first), stagedWakeGap)
+	require.EqualValues(t, 2, h.sent.Load())
+}
