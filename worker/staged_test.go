@@ -22,13 +22,9 @@ func (b *bundle) stagedLeft(t *testing.T) int {
 	return n
 }
 
-// Jobs staged while no worker ran are moved into pgq.jobs by the next
-// worker, keep their ids and options, take the queue's defaults for the
-// options left unset, and run.
-func TestStagedJobsAreMovedAndRun(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t)
+// registerCountingAdd registers test.add (it returns a + b) and returns
+// how many times each job ran, to be read once the workers have stopped.
+func registerCountingAdd(b *bundle) map[int64]int {
 	var mu sync.Mutex
 	ran := map[int64]int{}
 	worker.Register(b.reg, func(ctx context.Context, job *worker.Job[addArgs]) (any, error) {
@@ -37,6 +33,17 @@ func TestStagedJobsAreMovedAndRun(t *testing.T) {
 		mu.Unlock()
 		return job.Args.A + job.Args.B, nil
 	}, nil)
+	return ran
+}
+
+// Jobs staged while no worker ran are moved into pgq.jobs by the next
+// worker, keep their ids and options, take the queue's defaults for the
+// options left unset, and run.
+func TestStagedJobsAreMovedAndRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	ran := registerCountingAdd(b)
 	require.NoError(t, b.client.SetQueueDefaults(ctx, "default", queue.QueueDefaults{MaxRetries: queue.Ptr(9), TimeLimit: 7 * time.Second}))
 
 	plain := b.enqueue(t, addArgs{A: 1, B: 2}, &queue.Options{Staged: true})
@@ -99,14 +106,7 @@ func TestStagedJobsMovedOnceByConcurrentWorkers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	var mu sync.Mutex
-	ran := map[int64]int{}
-	worker.Register(b.reg, func(ctx context.Context, job *worker.Job[addArgs]) (any, error) {
-		mu.Lock()
-		ran[job.ID]++
-		mu.Unlock()
-		return nil, nil
-	}, nil)
+	ran := registerCountingAdd(b)
 	const jobs = 2500 // more than one move's batch
 	ids := make([]int64, 0, jobs)
 	tx, err := b.client.Begin(ctx)
