@@ -74,13 +74,14 @@ type Options struct {
 	// transaction a fraction of what a job row costs (docs/performance.md,
 	// "Staged enqueue"). It is as transactional as any enqueue, and the
 	// job keeps the id the enqueue returns, but it enters pgq.jobs (and
-	// becomes visible to queries, Client.Get and the dashboard) only when
-	// a worker moves it there: at once when a worker hears the wake-up,
-	// else at its next poll. Under load the wake-ups of staged jobs go out
-	// at most every 5 ms (queue/wake.go), so their pickup may wait that
-	// much longer. A unique key cannot be staged. EnqueueMany
-	// ignores it (its COPY is already the cheap form). Set by any layer
-	// (call, task defaults, route), it applies.
+	// SQL queries, views and the dashboard) only when a Go worker moves it
+	// there: at once when a worker hears the wake-up, else at its next
+	// poll. Client.Job finds it in either table. Under load the wake-ups
+	// of staged jobs go out at most every 5 ms (queue/wake.go), so their
+	// pickup may wait that much longer. A unique key cannot be staged.
+	// EnqueueMany ignores the option (its COPY is already the cheap form),
+	// and so do workflows (their jobs are inserted with their links). Set
+	// by any layer (call, task defaults, route), it applies.
 	Staged bool
 }
 
