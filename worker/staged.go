@@ -23,8 +23,14 @@ import (
 // and wakes the queues it filled, so the workers of those queues claim the
 // jobs at once, whichever worker moved them.
 
-// stagedBatch is the most staged jobs one statement moves.
-const stagedBatch = 1000
+// stagedBatch is the most staged jobs one statement moves, and
+// stagedBatchesPerRound the most statements one round sends before the
+// fetcher claims: a large heap of staged jobs is moved a round at a time,
+// between claims, so that the worker does not stop claiming meanwhile.
+const (
+	stagedBatch           = 1000
+	stagedBatchesPerRound = 10
+)
 
 // stagedWaiting records that a producer staged jobs, and wakes the
 // fetcher to move them.
@@ -41,7 +47,8 @@ func (f *fetcher) moveStagedIfDue(ctx context.Context, now time.Time) {
 	}
 }
 
-// moveStaged moves every staged job into pgq.jobs, in batches, and returns
+// moveStaged moves staged jobs into pgq.jobs, up to stagedBatchesPerRound
+// batches (and asks for another round if there may be more), and returns
 // how many it moved. A batch that breaks a rule of pgq.jobs (a row written
 // by hand with a value the domains refuse) is moved one job at a time, so
 // that the bad row alone stays behind, reported in the log.
@@ -49,7 +56,7 @@ func (f *fetcher) moveStaged(ctx context.Context) int {
 	w := f.w
 	f.lastMove = time.Now()
 	moved := 0
-	for {
+	for range stagedBatchesPerRound {
 		rows, err := w.q.MoveStagedJobs(ctx, db.MoveStagedJobsParams{MaxJobs: stagedBatch})
 		if err != nil {
 			if ruleBroken(err) {
@@ -69,6 +76,8 @@ func (f *fetcher) moveStaged(ctx context.Context) int {
 			return moved
 		}
 	}
+	f.stagedWaiting() // more may be staged: another round after this claim
+	return moved
 }
 
 // moveStagedOneByOne moves the oldest staged jobs one statement each.

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,4 +132,33 @@ func TestStagedJobsMovedOnceByConcurrentWorkers(t *testing.T) {
 	for _, id := range ids {
 		require.Equal(t, 1, ran[id], "job %d", id)
 	}
+}
+
+// A heap of staged jobs larger than one round of moves is moved round
+// after round, between claims, without waiting for the next poll.
+func TestStagedHeapMovedRoundAfterRound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	const jobs = 10_500 // more than one round (10 statements of 1,000)
+	var done atomic.Int32
+	all := make(chan struct{})
+	worker.Register(b.reg, func(ctx context.Context, job *worker.Job[addArgs]) (any, error) {
+		if done.Add(1) == jobs {
+			close(all)
+		}
+		return nil, nil
+	}, nil)
+	_, err := b.db.Pool.Exec(ctx, schema.Rewrite(b.db.Schema,
+		`INSERT INTO pgq.staged_jobs (task, queue, state, args, meta, ignore_result, run_at)
+		 SELECT 'test.add', 'default', 'available', '{}', '{}', true, now() FROM generate_series(1, $1)`), jobs)
+	require.NoError(t, err)
+
+	b.start(t, b.config(func(c *worker.Config) { c.PollInterval = time.Minute; c.Concurrency = 100 }))
+	select {
+	case <-all:
+	case <-time.After(waitTimeout):
+		t.Fatalf("%d of %d staged jobs ran; the rest waited for the one-minute poll", done.Load(), jobs)
+	}
+	require.Zero(t, b.stagedLeft(t))
 }
