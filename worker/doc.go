@@ -65,9 +65,9 @@
 //
 // Staged jobs (queue.Options.Staged) wait in pgq.staged_jobs, where no
 // queue can claim them. Before it claims, the fetcher moves them into
-// pgq.jobs, 1,000 per statement, when a producer's wake-up says it staged
-// some and at least once per PollInterval; the move wakes the queues it
-// filled. Workers move side by side (SKIP LOCKED), whatever their queues
+// pgq.jobs, 1,000 per statement and at most ten statements between two
+// claims, when a producer's wake-up says it staged some and at least once
+// per PollInterval; the move wakes the queues it filled. Workers move side by side (SKIP LOCKED), whatever their queues
 // (staged.go).
 //
 // # Completing
