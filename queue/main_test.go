@@ -41,9 +41,16 @@ func setup(t *testing.T, cfg *queue.Config) *bundle {
 // condition on pgq.jobs.
 func (b *bundle) count(t *testing.T, where string, args ...any) int {
 	t.Helper()
+	return b.countIn(t, "pgq.jobs", where, args...)
+}
+
+// countIn returns the number of rows of a table of the bundle's schema
+// matching a SQL condition.
+func (b *bundle) countIn(t *testing.T, table, where string, args ...any) int {
+	t.Helper()
 	var n int
 	err := b.db.Pool.QueryRow(context.Background(),
-		schema.Rewrite(b.db.Schema, "SELECT count(*) FROM pgq.jobs WHERE "+where), args...).Scan(&n)
+		schema.Rewrite(b.db.Schema, "SELECT count(*) FROM "+table+" WHERE "+where), args...).Scan(&n)
 	require.NoError(t, err)
 	return n
 }

@@ -16,11 +16,7 @@ import (
 // stagedCount counts the rows of pgq.staged_jobs matching a SQL condition.
 func (b *bundle) stagedCount(t *testing.T, where string, args ...any) int {
 	t.Helper()
-	var n int
-	err := b.db.Pool.QueryRow(context.Background(),
-		schema.Rewrite(b.db.Schema, "SELECT count(*) FROM pgq.staged_jobs WHERE "+where), args...).Scan(&n)
-	require.NoError(t, err)
-	return n
+	return b.countIn(t, "pgq.staged_jobs", where, args...)
 }
 
 // A staged job commits with the caller's transaction into
