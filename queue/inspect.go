@@ -78,7 +78,7 @@ func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 		// by the third.
 		staged, serr := q.GetStagedJob(ctx, id)
 		if serr == nil {
-			return stagedJobFromRow(staged), nil
+			return stagedJobFromRow(staged)
 		}
 		if !errors.Is(serr, pgx.ErrNoRows) {
 			return nil, dbError(c.schema, fmt.Sprintf("job %d", id), serr)
@@ -91,20 +91,27 @@ func (c *Client) Job(ctx context.Context, id int64) (*Job, error) {
 	return jobFromRow(row)
 }
 
-func stagedJobFromRow(r *db.PgqStagedJob) *Job {
-	j := &Job{
-		ID: r.ID, Task: r.Task, Queue: r.Queue, State: r.State, Args: r.Args, Headers: r.Meta,
-		RetryDelay: millis(r.RetryDelayMs), TimeLimit: millis(r.TimeLimitMs), SoftTimeLimit: millis(r.SoftTimeLimitMs),
+// stagedJobFromRow reads a staged job as the row it will become, with
+// what the move fills in left at zero.
+func stagedJobFromRow(r *db.PgqStagedJob) (*Job, error) {
+	row := &db.PgqJob{
+		ID: r.ID, Task: r.Task, Queue: r.Queue, State: r.State, Args: r.Args, Meta: r.Meta,
+		RetryDelayMs: r.RetryDelayMs, TimeLimitMs: r.TimeLimitMs, SoftTimeLimitMs: r.SoftTimeLimitMs,
 		IgnoreResult: r.IgnoreResult, RunAt: r.RunAt, ExpiresAt: r.ExpiresAt, CreatedAt: r.CreatedAt,
-		Errors: []JobError{}, Staged: true,
+		MutexKey: r.MutexKey, Errors: json.RawMessage("[]"),
 	}
 	if r.Priority != nil {
-		j.Priority = int(*r.Priority)
+		row.Priority = *r.Priority
 	}
 	if r.MaxRetries != nil {
-		j.MaxRetries = int(*r.MaxRetries)
+		row.MaxRetries = *r.MaxRetries
 	}
-	return j
+	j, err := jobFromRow(row)
+	if err != nil {
+		return nil, err
+	}
+	j.Staged = true
+	return j, nil
 }
 
 func jobFromRow(r *db.PgqJob) (*Job, error) {

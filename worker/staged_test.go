@@ -108,7 +108,7 @@ func TestStagedJobsMovedOnceByConcurrentWorkers(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t)
 	ran := registerCountingAdd(b)
-	const jobs = 2500 // more than one move's batch
+	jobs := 2*worker.StagedBatch + worker.StagedBatch/2 // more than one move's batch
 	ids := make([]int64, 0, jobs)
 	tx, err := b.client.Begin(ctx)
 	require.NoError(t, err)
@@ -140,11 +140,11 @@ func TestStagedHeapMovedRoundAfterRound(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	b := setup(t)
-	const jobs = 10_500 // more than one round (10 statements of 1,000)
+	jobs := worker.StagedRound + worker.StagedBatch/2 // more than one round of moves
 	var done atomic.Int32
 	all := make(chan struct{})
 	worker.Register(b.reg, func(ctx context.Context, job *worker.Job[addArgs]) (any, error) {
-		if done.Add(1) == jobs {
+		if int(done.Add(1)) == jobs {
 			close(all)
 		}
 		return nil, nil
